@@ -1,0 +1,29 @@
+/* A content-addressed cache: DIR/sha256/<hex> holds a file whose SHA-256 is <hex>.
+ * Entries are written under DIR/tmp and renamed into place after their digest is
+ * checked, so concurrent builds sharing DIR never see a partial file. */
+#ifndef DISTILL_CACHE_H
+#define DISTILL_CACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "distill/error.h"
+
+struct dl_cache {
+        char *dir;
+};
+
+/* dir NULL: $XDG_CACHE_HOME/distill, or $HOME/.cache/distill. */
+int dl_cache_open(struct dl_cache *c, const char *dir, struct dl_error *err);
+void dl_cache_close(struct dl_cache *c);
+/* The path an entry has (whether or not it exists). Caller frees. */
+char *dl_cache_path(const struct dl_cache *c, const char *sha256);
+bool dl_cache_has(const struct dl_cache *c, const char *sha256);
+/* A new temporary path inside the cache, on the same file system as the entries. */
+char *dl_cache_tmp_path(const struct dl_cache *c);
+/* Check tmp against sha256 (and size unless it is UINT64_MAX), then rename it into
+ * place. On a mismatch tmp is removed and DL_EVERIFY returned naming what. */
+int dl_cache_commit(const struct dl_cache *c, const char *tmp, const char *sha256,
+                    uint64_t size, const char *what, struct dl_error *err);
+
+#endif

@@ -1,0 +1,26 @@
+/* Fetching the resolved .deb files into the content-addressed cache, in parallel,
+ * each checked against the SHA-256 and size the signed index gives. */
+#ifndef DISTILL_FETCH_H
+#define DISTILL_FETCH_H
+
+#include <stddef.h>
+
+#include "distill/cache.h"
+#include "distill/error.h"
+#include "distill/http.h"
+#include "distill/resolve.h"
+#include "distill/sources.h"
+#include "distill/spec.h"
+
+struct dl_fetch_stats {
+        size_t downloaded;
+        size_t cached;
+        unsigned long long bytes;
+};
+
+int dl_fetch_packages(const struct dl_spec *spec, const struct dl_mirrors *mirrors,
+                      const struct dl_http_options *http, struct dl_cache *cache,
+                      const struct dl_package *pkgs, size_t n, struct dl_fetch_stats *stats,
+                      struct dl_error *err);
+
+#endif

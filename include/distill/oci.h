@@ -1,0 +1,38 @@
+/* The output: one tarball that is an OCI image layout (oci-layout, index.json,
+ * blobs/sha256/...) and also a Docker archive (manifest.json pointing into
+ * blobs/sha256), written under a temporary name and renamed when complete. */
+#ifndef DISTILL_OCI_H
+#define DISTILL_OCI_H
+
+#include <stdint.h>
+
+#include "distill/error.h"
+#include "distill/layer.h"
+#include "distill/spec.h"
+#include "distill/util.h"
+
+struct dl_oci_input {
+        const struct dl_spec *spec;
+        const char *arch;       /* Debian architecture */
+        const char *ref;        /* NAME:TAG */
+        const char *user;       /* numeric "uid:gid", or NULL */
+        long long epoch;        /* created time */
+        const char *layer_path; /* the gzip blob */
+        const struct dl_layer *layer;
+        size_t n_packages;
+};
+
+struct dl_oci_result {
+        char manifest_digest[DL_SHA256_HEX];
+        char config_digest[DL_SHA256_HEX];
+        uint64_t size; /* bytes of the output tarball */
+};
+
+/* OCI platform names for a Debian architecture: amd64, arm64 (variant v8), arm
+ * (variant v7 for armhf, v5 for armel), 386, ppc64le, ... */
+void dl_oci_platform(const char *debian_arch, const char **arch, const char **variant);
+
+int dl_oci_write(const struct dl_oci_input *in, const char *output, struct dl_oci_result *out,
+                 struct dl_error *err);
+
+#endif

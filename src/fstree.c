@@ -1,0 +1,459 @@
+#include "distill/fstree.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static size_t hash_path(const char *s)
+{
+        size_t h = 1469598103934665603ULL;
+        for (; *s; s++)
+                h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+        return h;
+}
+
+static void rehash(struct dl_fstree *t)
+{
+        free(t->slots);
+        t->n_slots = t->n_slots ? t->n_slots * 2 : 1024;
+        t->slots = dl_calloc(t->n_slots, sizeof *t->slots);
+        for (size_t i = 0; i < t->n_nodes; i++) {
+                size_t s = hash_path(t->nodes[i]->path) & (t->n_slots - 1);
+                while (t->slots[s])
+                        s = (s + 1) & (t->n_slots - 1);
+                t->slots[s] = i + 1;
+        }
+}
+
+int dl_fstree_init(struct dl_fstree *t, const char *root, struct dl_error *err)
+{
+        memset(t, 0, sizeof *t);
+        t->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (t->root_fd < 0)
+                return dl_fail_errno(err, errno, "cannot open the staging directory", root);
+        t->root = dl_strdup(root);
+        rehash(t);
+        struct dl_node *n = dl_fstree_put(t, "");
+        n->type = DL_NODE_DIR;
+        n->mode = 0755;
+        n->mtime = -1;
+        return DL_OK;
+}
+
+static void free_node(struct dl_node *n)
+{
+        free(n->path);
+        free(n->target);
+        for (size_t i = 0; i < n->n_xattrs; i++) {
+                free(n->xattrs[i].name);
+                free(n->xattrs[i].value);
+        }
+        free(n->xattrs);
+        free(n);
+}
+
+void dl_fstree_free(struct dl_fstree *t)
+{
+        for (size_t i = 0; i < t->n_nodes; i++)
+                free_node(t->nodes[i]);
+        free(t->nodes);
+        free(t->slots);
+        free(t->root);
+        if (t->root_fd >= 0)
+                close(t->root_fd);
+        memset(t, 0, sizeof *t);
+        t->root_fd = -1;
+}
+
+struct dl_node *dl_fstree_get(const struct dl_fstree *t, const char *path)
+{
+        size_t s = hash_path(path) & (t->n_slots - 1);
+        while (t->slots[s]) {
+                struct dl_node *n = t->nodes[t->slots[s] - 1];
+                if (strcmp(n->path, path) == 0)
+                        return n;
+                s = (s + 1) & (t->n_slots - 1);
+        }
+        return NULL;
+}
+
+struct dl_node *dl_fstree_put(struct dl_fstree *t, const char *path)
+{
+        struct dl_node *n = dl_fstree_get(t, path);
+        if (n)
+                return n;
+        if ((t->n_nodes + 1) * 2 > t->n_slots)
+                rehash(t);
+        n = dl_calloc(1, sizeof *n);
+        n->path = dl_strdup(path);
+        n->owner = -1;
+        n->mtime = -1;
+        n->removed = true;
+        t->nodes = dl_realloc(t->nodes, (t->n_nodes + 1) * sizeof *t->nodes);
+        t->nodes[t->n_nodes++] = n;
+        size_t s = hash_path(path) & (t->n_slots - 1);
+        while (t->slots[s])
+                s = (s + 1) & (t->n_slots - 1);
+        t->slots[s] = t->n_nodes;
+        return n;
+}
+
+char *dl_fstree_normalize(const char *name, bool merged_usr, const char *what,
+                          struct dl_error *err)
+{
+        static const char *const merged[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32",
+                                             NULL};
+        struct dl_buf out = {0};
+        const char *p = name;
+
+        if (name[0] == '/') {
+                dl_fail(err, DL_EPACKAGE, "%s: the member %s has an absolute name; a package may only ship relative paths",
+                        what, name);
+                return NULL;
+        }
+        while (*p) {
+                const char *slash = strchr(p, '/');
+                size_t n = slash ? (size_t)(slash - p) : strlen(p);
+                if (n == 2 && p[0] == '.' && p[1] == '.') {
+                        dl_fail(err, DL_EPACKAGE, "%s: the member %s contains a .. component, which would escape the image root",
+                                what, name);
+                        dl_buf_free(&out);
+                        return NULL;
+                }
+                if (n > 0 && !(n == 1 && p[0] == '.')) {
+                        if (out.len)
+                                dl_buf_append(&out, "/", 1);
+                        else if (merged_usr)
+                                for (int i = 0; merged[i]; i++)
+                                        if (strlen(merged[i]) == n && !strncmp(p, merged[i], n)) {
+                                                dl_buf_puts(&out, "usr/");
+                                                break;
+                                        }
+                        dl_buf_append(&out, p, n);
+                }
+                p += n;
+                while (*p == '/')
+                        p++;
+        }
+        char *s = dl_strdup(out.data ? out.data : "");
+        dl_buf_free(&out);
+        return s;
+}
+
+/* Open the directory that holds path's last component, walking from the staging root
+ * without following a symlink at any step. Sets *base to that component. */
+static int open_parent(const struct dl_fstree *t, const char *path, const char **base,
+                       bool create, struct dl_error *err)
+{
+        int fd = dup(t->root_fd);
+        const char *p = path;
+
+        if (fd < 0)
+                return dl_fail_errno(err, errno, "cannot open", t->root), -1;
+        for (;;) {
+                const char *slash = strchr(p, '/');
+                if (!slash) {
+                        *base = p;
+                        return fd;
+                }
+                char *comp = dl_strndup(p, (size_t)(slash - p));
+                if (create && mkdirat(fd, comp, 0755) != 0 && errno != EEXIST) {
+                        dl_fail_errno(err, errno, "cannot create directory", path);
+                        free(comp);
+                        close(fd);
+                        return -1;
+                }
+                int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                free(comp);
+                close(fd);
+                if (next < 0) {
+                        dl_fail_errno(err, errno, "cannot open the directory of", path);
+                        return -1;
+                }
+                fd = next;
+                p = slash + 1;
+        }
+}
+
+int dl_fstree_make_parents(struct dl_fstree *t, const char *path, const char *what,
+                           struct dl_error *err)
+{
+        char *copy = dl_strdup(path);
+        int rc = DL_OK;
+
+        for (char *s = strchr(copy, '/'); s && rc == DL_OK; s = strchr(s + 1, '/')) {
+                *s = '\0';
+                struct dl_node *n = dl_fstree_get(t, copy);
+                if (!n || n->removed) {
+                        n = dl_fstree_put(t, copy);
+                        n->type = DL_NODE_DIR;
+                        n->mode = 0755;
+                        n->uid = n->gid = 0;
+                        n->mtime = -1;
+                        n->owner = -1;
+                        n->removed = false;
+                } else if (n->type == DL_NODE_SYMLINK) {
+                        rc = dl_fail(err, DL_EPACKAGE, "%s: %s would be written through the symlink /%s -> %s; a package may not write through a symlink",
+                                     what, path, copy, n->target);
+                } else if (n->type != DL_NODE_DIR) {
+                        rc = dl_fail(err, DL_EPACKAGE, "%s: %s needs /%s to be a directory, but it is a file",
+                                     what, path, copy);
+                }
+                *s = '/';
+        }
+        free(copy);
+        if (rc == DL_OK && strchr(path, '/')) {
+                const char *base;
+                int fd = open_parent(t, path, &base, true, err);
+                if (fd < 0)
+                        return err->code;
+                close(fd);
+        }
+        return rc;
+}
+
+int dl_fstree_open_write(struct dl_fstree *t, const char *path, struct dl_error *err)
+{
+        const char *base;
+        int dirfd = open_parent(t, path, &base, true, err);
+        if (dirfd < 0)
+                return -1;
+        /* Whatever was at this name (a symlink, an older file) is replaced, never
+         * followed. */
+        unlinkat(dirfd, base, 0);
+        int fd = openat(dirfd, base, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0)
+                dl_fail_errno(err, errno, "cannot create the staged file", path);
+        close(dirfd);
+        return fd;
+}
+
+int dl_fstree_open_read(const struct dl_fstree *t, const char *path, struct dl_error *err)
+{
+        const char *base;
+        int dirfd = open_parent(t, path, &base, false, err);
+        if (dirfd < 0)
+                return -1;
+        int fd = openat(dirfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                dl_fail_errno(err, errno, "cannot open the staged file", path);
+        close(dirfd);
+        return fd;
+}
+
+int dl_fstree_write_file(struct dl_fstree *t, const char *path, const void *data, size_t n,
+                         unsigned mode, unsigned long uid, unsigned long gid, long long mtime,
+                         struct dl_error *err)
+{
+        int rc = dl_fstree_make_parents(t, path, "generated file", err);
+        if (rc)
+                return rc;
+        struct dl_node *node = dl_fstree_get(t, path);
+        if (node && !node->removed && node->type == DL_NODE_DIR)
+                return dl_fail(err, DL_ESPEC, "cannot write the file /%s: the image has a directory there",
+                               path);
+        int fd = dl_fstree_open_write(t, path, err);
+        if (fd < 0)
+                return err->code;
+        const char *p = data;
+        size_t left = n;
+        while (left) {
+                ssize_t w = write(fd, p, left);
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        close(fd);
+                        return dl_fail_errno(err, errno, "cannot write the staged file", path);
+                }
+                p += w;
+                left -= (size_t)w;
+        }
+        if (close(fd) != 0)
+                return dl_fail_errno(err, errno, "cannot write the staged file", path);
+        node = dl_fstree_put(t, path);
+        free(node->target);
+        node->target = NULL;
+        node->type = DL_NODE_FILE;
+        node->mode = mode & 07777;
+        node->uid = uid;
+        node->gid = gid;
+        node->mtime = mtime;
+        node->size = n;
+        node->owner = -1;
+        node->removed = false;
+        dl_sha256_hex(data, n, node->sha256);
+        node->md5[0] = '\0';
+        return DL_OK;
+}
+
+int dl_fstree_add_symlink(struct dl_fstree *t, const char *path, const char *target,
+                          long long mtime, struct dl_error *err)
+{
+        int rc = dl_fstree_make_parents(t, path, "generated symlink", err);
+        if (rc)
+                return rc;
+        struct dl_node *node = dl_fstree_get(t, path);
+        if (node && !node->removed && node->type == DL_NODE_DIR)
+                return dl_fail(err, DL_ESPEC, "cannot create the symlink /%s: the image has a directory there",
+                               path);
+        const char *base;
+        int dirfd = open_parent(t, path, &base, true, err);
+        if (dirfd < 0)
+                return err->code;
+        unlinkat(dirfd, base, 0);
+        if (symlinkat(target, dirfd, base) != 0)
+                rc = dl_fail_errno(err, errno, "cannot create the staged symlink", path);
+        close(dirfd);
+        if (rc)
+                return rc;
+        node = dl_fstree_put(t, path);
+        free(node->target);
+        node->target = dl_strdup(target);
+        node->type = DL_NODE_SYMLINK;
+        node->mode = 0777;
+        node->uid = node->gid = 0;
+        node->mtime = mtime;
+        node->size = 0;
+        node->owner = -1;
+        node->removed = false;
+        return DL_OK;
+}
+
+int dl_fstree_add_dir(struct dl_fstree *t, const char *path, unsigned mode, unsigned long uid,
+                      unsigned long gid, long long mtime, struct dl_error *err)
+{
+        int rc = dl_fstree_make_parents(t, path, "generated directory", err);
+        if (rc)
+                return rc;
+        struct dl_node *node = dl_fstree_get(t, path);
+        if (node && !node->removed && node->type != DL_NODE_DIR)
+                return dl_fail(err, DL_ESPEC, "cannot create the directory /%s: the image has a %s there",
+                               path, node->type == DL_NODE_SYMLINK ? "symlink" : "file");
+        if (*path) {
+                const char *base;
+                int dirfd = open_parent(t, path, &base, true, err);
+                if (dirfd < 0)
+                        return err->code;
+                if (mkdirat(dirfd, base, 0755) != 0 && errno != EEXIST)
+                        rc = dl_fail_errno(err, errno, "cannot create the staged directory", path);
+                close(dirfd);
+                if (rc)
+                        return rc;
+        }
+        node = dl_fstree_put(t, path);
+        node->type = DL_NODE_DIR;
+        node->mode = mode & 07777;
+        node->uid = uid;
+        node->gid = gid;
+        node->mtime = mtime;
+        node->removed = false;
+        return DL_OK;
+}
+
+int dl_fstree_rename(struct dl_fstree *t, const char *from, const char *to, struct dl_error *err)
+{
+        const char *bfrom, *bto;
+        int rc = DL_OK;
+        int dfrom = open_parent(t, from, &bfrom, false, err);
+        if (dfrom < 0)
+                return err->code;
+        int dto = open_parent(t, to, &bto, true, err);
+        if (dto < 0) {
+                close(dfrom);
+                return err->code;
+        }
+        if (renameat(dfrom, bfrom, dto, bto) != 0)
+                rc = dl_fail_errno(err, errno, "cannot replace the staged file", to);
+        close(dfrom);
+        close(dto);
+        return rc;
+}
+
+int dl_fstree_link(struct dl_fstree *t, const char *existing, const char *path,
+                   struct dl_error *err)
+{
+        const char *bold, *bnew;
+        int rc = DL_OK;
+        int dold = open_parent(t, existing, &bold, false, err);
+        if (dold < 0)
+                return err->code;
+        int dnew = open_parent(t, path, &bnew, true, err);
+        if (dnew < 0) {
+                close(dold);
+                return err->code;
+        }
+        unlinkat(dnew, bnew, 0);
+        if (linkat(dold, bold, dnew, bnew, 0) != 0)
+                rc = dl_fail_errno(err, errno, "cannot stage the hardlink", path);
+        close(dold);
+        close(dnew);
+        return rc;
+}
+
+void dl_fstree_unlink(struct dl_fstree *t, const char *path)
+{
+        const char *base;
+        struct dl_error ignored;
+        int dirfd = open_parent(t, path, &base, false, &ignored);
+        if (dirfd >= 0) {
+                unlinkat(dirfd, base, 0);
+                close(dirfd);
+        }
+}
+
+void dl_fstree_remove(struct dl_fstree *t, const char *path)
+{
+        size_t len = strlen(path);
+        for (size_t i = 0; i < t->n_nodes; i++) {
+                struct dl_node *n = t->nodes[i];
+                if (n->removed || strncmp(n->path, path, len) != 0 ||
+                    (n->path[len] != '\0' && n->path[len] != '/'))
+                        continue;
+                n->removed = true;
+                if (n->type != DL_NODE_DIR)
+                        dl_fstree_unlink(t, n->path);
+        }
+}
+
+int dl_fstree_read(const struct dl_fstree *t, const char *path, struct dl_buf *out,
+                   struct dl_error *err)
+{
+        const struct dl_node *n = dl_fstree_get(t, path);
+        if (n && !n->removed && n->type == DL_NODE_HARDLINK)
+                return dl_fstree_read(t, n->target, out, err);
+        if (!n || n->removed || n->type != DL_NODE_FILE)
+                return dl_fail(err, DL_EIO, "/%s is not a regular file in the image", path);
+        int fd = dl_fstree_open_read(t, path, err);
+        if (fd < 0)
+                return err->code;
+        char block[65536];
+        ssize_t r;
+        while ((r = read(fd, block, sizeof block)) > 0)
+                dl_buf_append(out, block, (size_t)r);
+        int saved = errno;
+        close(fd);
+        if (r < 0)
+                return dl_fail_errno(err, saved, "cannot read the staged file", path);
+        dl_buf_str(out);
+        return DL_OK;
+}
+
+static int compare_nodes(const void *a, const void *b)
+{
+        return strcmp((*(struct dl_node *const *)a)->path, (*(struct dl_node *const *)b)->path);
+}
+
+struct dl_node **dl_fstree_sorted(const struct dl_fstree *t, size_t *n)
+{
+        struct dl_node **v = dl_calloc(t->n_nodes, sizeof *v);
+        size_t k = 0;
+        for (size_t i = 0; i < t->n_nodes; i++)
+                if (!t->nodes[i]->removed && t->nodes[i]->path[0])
+                        v[k++] = t->nodes[i];
+        qsort(v, k, sizeof *v, compare_nodes);
+        *n = k;
+        return v;
+}

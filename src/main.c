@@ -1,0 +1,178 @@
+/* distill: build distroless OCI images from Debian packages. main only parses the
+ * command line, runs a command and maps its error to the exit status. */
+#include <getopt.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "distill/build.h"
+#include "distill/log.h"
+
+#define DISTILL_VERSION "0.1.0"
+
+static const char usage_text[] =
+        "usage: distill build SPEC [options]\n"
+        "       distill --help | --version\n"
+        "\n"
+        "Build an OCI image tarball from the Debian packages a spec names.\n"
+        "\n"
+        "Options of build:\n"
+        "  -o, --output FILE     write the image to FILE (default: ./NAME.tar)\n"
+        "  -t, --tag NAME:TAG    image reference in index.json and manifest.json\n"
+        "                        (default: the spec's name and latest)\n"
+        "      --cache DIR       content-addressed download cache\n"
+        "                        (default: $XDG_CACHE_HOME/distill or ~/.cache/distill)\n"
+        "      --mirror FROM=TO  fetch source URLs that start with FROM from TO instead;\n"
+        "                        repeatable; DISTILL_MIRROR holds more pairs, space-separated\n"
+        "      --rootfs DIR      keep the staging root file system in DIR (new or empty)\n"
+        "  -j, --jobs N          parallel downloads (default: 4)\n"
+        "      --json            print the result as JSON on stdout\n"
+        "  -q, --quiet           print only warnings and errors\n"
+        "  -v, --verbose         print debugging messages\n"
+        "\n"
+        "Environment: SOURCE_DATE_EPOCH (seconds) overrides the image time;\n"
+        "DISTILL_HTTP_TIMEOUT (seconds) sets how long a stalled download waits.\n"
+        "\n"
+        "Exit status:\n"
+        "  0 success            1 internal error       2 usage error\n"
+        "  3 invalid spec       4 network error        5 verification failed\n"
+        "  6 unsatisfiable      7 package rejected     8 local I/O error\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+        fputs("distill: error: ", stderr);
+        fprintf(stderr, fmt, arg);
+        fputs("; see distill --help\n", stderr);
+        return DL_EUSAGE;
+}
+
+static void print_json(const struct dl_build_result *r)
+{
+        /* Paths are printed with JSON escapes for quotes and backslashes. */
+        printf("{\"digest\":\"sha256:%s\",\"size\":%llu,\"packages\":%zu,\"output\":\"",
+               r->manifest_digest, (unsigned long long)r->size, r->n_packages);
+        for (const char *p = r->output; *p; p++) {
+                if (*p == '"' || *p == '\\')
+                        putchar('\\');
+                if ((unsigned char)*p < 0x20)
+                        printf("\\u%04x", (unsigned char)*p);
+                else
+                        putchar(*p);
+        }
+        printf("\"}\n");
+}
+
+static int cmd_build(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                {"output", required_argument, NULL, 'o'}, {"tag", required_argument, NULL, 't'},
+                {"cache", required_argument, NULL, 'C'},  {"mirror", required_argument, NULL, 'M'},
+                {"rootfs", required_argument, NULL, 'R'}, {"jobs", required_argument, NULL, 'j'},
+                {"json", no_argument, NULL, 'J'},         {"quiet", no_argument, NULL, 'q'},
+                {"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
+                {NULL, 0, NULL, 0}};
+        struct dl_build_options o = {0};
+        struct dl_error err = {0};
+        bool json = false;
+        int c, rc;
+
+        while ((c = getopt_long(argc, argv, "o:t:j:qvh", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'o':
+                        o.output = optarg;
+                        break;
+                case 't':
+                        o.tag = optarg;
+                        break;
+                case 'C':
+                        o.cache_dir = optarg;
+                        break;
+                case 'M':
+                        if (dl_mirrors_add(&o.mirrors, optarg, &err)) {
+                                dl_log(DL_LOG_ERROR, "%s", err.msg);
+                                dl_mirrors_free(&o.mirrors);
+                                return DL_EUSAGE;
+                        }
+                        break;
+                case 'R':
+                        o.rootfs = optarg;
+                        break;
+                case 'j': {
+                        char *end;
+                        long n = strtol(optarg, &end, 10);
+                        if (*end || n < 1 || n > 64) {
+                                dl_mirrors_free(&o.mirrors);
+                                return usage_error("-j %s: expected a number from 1 to 64", optarg);
+                        }
+                        o.jobs = (int)n;
+                        break;
+                }
+                case 'J':
+                        json = true;
+                        break;
+                case 'q':
+                        dl_log_set_level(DL_LOG_WARN);
+                        break;
+                case 'v':
+                        dl_log_set_level(DL_LOG_DEBUG);
+                        break;
+                case 'h':
+                        fputs(usage_text, stdout);
+                        dl_mirrors_free(&o.mirrors);
+                        return 0;
+                default:
+                        dl_mirrors_free(&o.mirrors);
+                        fputs("distill: error: invalid option; see distill --help\n", stderr);
+                        return DL_EUSAGE;
+                }
+        }
+        if (optind + 1 != argc) {
+                dl_mirrors_free(&o.mirrors);
+                return usage_error("build takes one spec file%s", optind < argc ? ", not several" : "");
+        }
+        o.spec_path = argv[optind];
+        if (o.tag && (!*o.tag || o.tag[0] == ':' || strchr(o.tag, ' '))) {
+                dl_mirrors_free(&o.mirrors);
+                return usage_error("--tag %s: expected NAME:TAG, such as passbolt-fpm:1.0", o.tag);
+        }
+        if ((rc = dl_mirrors_add_env(&o.mirrors, getenv("DISTILL_MIRROR"), &err))) {
+                dl_log(DL_LOG_ERROR, "%s", err.msg);
+                dl_mirrors_free(&o.mirrors);
+                return rc;
+        }
+        struct dl_build_result res;
+        rc = dl_build(&o, &res, &err);
+        dl_mirrors_free(&o.mirrors);
+        if (rc) {
+                dl_log(DL_LOG_ERROR, "%s", err.msg);
+                return rc;
+        }
+        if (json)
+                print_json(&res);
+        dl_build_result_free(&res);
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        /* Package member names are UTF-8 bytes; libarchive converts names through the
+         * locale's charset. A fixed UTF-8 locale keeps that conversion exact and the
+         * output independent of the caller's LANG and LC_ALL. */
+        if (!setlocale(LC_ALL, "C.UTF-8"))
+                setlocale(LC_ALL, "C");
+        if (argc < 2)
+                return usage_error("missing command%s", "");
+        if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+                fputs(usage_text, stdout);
+                return 0;
+        }
+        if (!strcmp(argv[1], "--version")) {
+                printf("distill %s\n", DISTILL_VERSION);
+                return 0;
+        }
+        if (!strcmp(argv[1], "build"))
+                return cmd_build(argc - 1, argv + 1);
+        return usage_error("unknown command %s", argv[1]);
+}

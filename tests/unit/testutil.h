@@ -1,0 +1,282 @@
+/* Helpers shared by the unit tests: temporary directories, files written from
+ * strings, Packages fixtures with generated pool fields, and string checks that
+ * print both operands when they fail. Each test binary compiles one .c file, and
+ * the helpers are static inline so that a file which uses only some of them
+ * still builds under -Werror=unused-function. */
+#ifndef DISTILL_TESTUTIL_H
+#define DISTILL_TESTUTIL_H
+
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/* Fail the running test unless needle occurs in haystack. */
+#define assert_contains(haystack, needle)                                                          \
+        do {                                                                                       \
+                const char *tu_h_ = (haystack);                                                    \
+                const char *tu_n_ = (needle);                                                      \
+                if (tu_h_ == NULL || strstr(tu_h_, tu_n_) == NULL)                                 \
+                        fail_msg("expected \"%s\" in: %s", tu_n_, tu_h_ ? tu_h_ : "(null)");       \
+        } while (0)
+
+/* Fail the running test unless the package name occurs in haystack as a whole
+ * name: "libfoo" does not count inside "libfoo2" or "libfoo-dev". */
+#define assert_contains_name(haystack, name)                                                       \
+        do {                                                                                       \
+                const char *tu_h_ = (haystack);                                                    \
+                const char *tu_n_ = (name);                                                        \
+                if (!tu_has_name(tu_h_, tu_n_))                                                    \
+                        fail_msg("expected package name \"%s\" in: %s", tu_n_,                     \
+                                 tu_h_ ? tu_h_ : "(null)");                                        \
+        } while (0)
+
+/* Fail the running test if needle occurs in haystack. */
+#define assert_not_contains(haystack, needle)                                                      \
+        do {                                                                                       \
+                const char *tu_h_ = (haystack);                                                    \
+                const char *tu_n_ = (needle);                                                      \
+                if (tu_h_ != NULL && strstr(tu_h_, tu_n_) != NULL)                                 \
+                        fail_msg("did not expect \"%s\" in: %s", tu_n_, tu_h_);                    \
+        } while (0)
+
+/* Characters a Debian package name may contain: a-z, 0-9, '+', '-' and '.'. */
+static inline int tu_is_name_char(char c)
+{
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
+}
+
+/* Return whether name occurs in text with no package-name character on either
+ * side. A full stop directly after the name counts as the end of a sentence. */
+static inline int tu_has_name(const char *text, const char *name)
+{
+        if (text == NULL)
+                return 0;
+        size_t n = strlen(name);
+        for (const char *p = strstr(text, name); p != NULL; p = strstr(p + 1, name)) {
+                int starts = p == text || !tu_is_name_char(p[-1]);
+                const char *after = p + n;
+                if (*after == '.')
+                        after++;
+                if (starts && !tu_is_name_char(*after))
+                        return 1;
+        }
+        return 0;
+}
+
+/* Growable NUL-terminated text, kept separate from the library's dl_buf so that
+ * fixture construction does not depend on the code under test. */
+struct tu_text {
+        char *s;
+        size_t len, cap;
+};
+
+static inline void tu_text_add(struct tu_text *t, const char *s, size_t n)
+{
+        if (t->len + n + 1 > t->cap) {
+                size_t cap = t->cap ? t->cap : 256;
+                while (cap < t->len + n + 1)
+                        cap *= 2;
+                char *p = realloc(t->s, cap);
+                assert_non_null(p);
+                t->s = p;
+                t->cap = cap;
+        }
+        memcpy(t->s + t->len, s, n);
+        t->len += n;
+        t->s[t->len] = '\0';
+}
+
+static inline void tu_text_puts(struct tu_text *t, const char *s)
+{
+        tu_text_add(t, s, strlen(s));
+}
+
+__attribute__((format(printf, 2, 3))) static inline void tu_text_printf(struct tu_text *t,
+                                                                        const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(NULL, 0, fmt, ap);
+        va_end(ap);
+        assert_true(n >= 0);
+        char *tmp = malloc((size_t)n + 1);
+        assert_non_null(tmp);
+        va_start(ap, fmt);
+        vsnprintf(tmp, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        tu_text_add(t, tmp, (size_t)n);
+        free(tmp);
+}
+
+static inline void tu_text_free(struct tu_text *t)
+{
+        free(t->s);
+        t->s = NULL;
+        t->len = t->cap = 0;
+}
+
+/* Return a malloc'd copy of the formatted string. */
+__attribute__((format(printf, 1, 2))) static inline char *tu_asprintf(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        char *s = NULL;
+        int n = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        assert_true(n >= 0);
+        return s;
+}
+
+/* Create a fresh directory under $TMPDIR (or /tmp) and return its malloc'd path. */
+static inline char *tu_mkdtemp(void)
+{
+        const char *base = getenv("TMPDIR");
+        if (base == NULL || base[0] == '\0')
+                base = "/tmp";
+        char *path = tu_asprintf("%s/distill-unit-XXXXXX", base);
+        if (mkdtemp(path) == NULL) {
+                free(path);
+                fail_msg("mkdtemp under %s failed", base);
+        }
+        return path;
+}
+
+static inline int tu_rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+        (void)st;
+        (void)type;
+        (void)ftw;
+        return remove(path);
+}
+
+/* Remove dir and everything below it without following symbolic links. */
+static inline void tu_rm_rf(const char *dir)
+{
+        if (dir != NULL)
+                nftw(dir, tu_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Write text to dir/name and return the malloc'd path. */
+static inline char *tu_write_file(const char *dir, const char *name, const char *text)
+{
+        char *path = tu_asprintf("%s/%s", dir, name);
+        FILE *f = fopen(path, "wb");
+        if (f == NULL) {
+                free(path);
+                fail_msg("cannot create %s/%s", dir, name);
+        }
+        size_t n = strlen(text);
+        size_t written = fwrite(text, 1, n, f);
+        int closed = fclose(f);
+        assert_int_equal(written, n);
+        assert_int_equal(closed, 0);
+        return path;
+}
+
+/* Derive 64 lowercase hex digits from seed with FNV-1a, so that each fixture
+ * package gets a distinct, well-formed SHA256 field. */
+static inline void tu_fake_sha256(const char *seed, char out[65])
+{
+        static const char hex[] = "0123456789abcdef";
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (const char *p = seed; *p; p++) {
+                h ^= (unsigned char)*p;
+                h *= 0x100000001b3ULL;
+        }
+        for (int i = 0; i < 64; i++) {
+                h ^= (uint64_t)i;
+                h *= 0x100000001b3ULL;
+                out[i] = hex[(h >> 29) & 0xf];
+        }
+        out[64] = '\0';
+}
+
+/* Copy the value of field (such as "Package") out of one stanza, or return NULL. */
+static inline char *tu_stanza_field(const char *stanza, size_t len, const char *field)
+{
+        size_t flen = strlen(field);
+        const char *end = stanza + len;
+        const char *line = stanza;
+        while (line < end) {
+                const char *eol = memchr(line, '\n', (size_t)(end - line));
+                if (eol == NULL)
+                        eol = end;
+                if ((size_t)(eol - line) > flen && strncmp(line, field, flen) == 0 &&
+                    line[flen] == ':') {
+                        const char *v = line + flen + 1;
+                        while (v < eol && (*v == ' ' || *v == '\t'))
+                                v++;
+                        return strndup(v, (size_t)(eol - v));
+                }
+                line = eol + 1;
+        }
+        return NULL;
+}
+
+/* Append Filename, Size and SHA256 for a stanza, derived from its Package,
+ * Version and Architecture. Filename follows the archive's layout,
+ * pool/main/P/NAME/NAME_VERSION_ARCH.deb, with the epoch dropped. */
+static inline void tu_add_pool_fields(struct tu_text *out, const char *stanza, size_t len)
+{
+        char *name = tu_stanza_field(stanza, len, "Package");
+        char *version = tu_stanza_field(stanza, len, "Version");
+        char *arch = tu_stanza_field(stanza, len, "Architecture");
+        assert_non_null(name);
+        assert_non_null(version);
+        assert_non_null(arch);
+
+        const char *upstream = strchr(version, ':');
+        upstream = upstream ? upstream + 1 : version;
+        char *seed = tu_asprintf("%s_%s_%s", name, version, arch);
+        char sha[65];
+        tu_fake_sha256(seed, sha);
+
+        tu_text_printf(out, "Filename: pool/main/%c/%s/%s_%s_%s.deb\n", name[0], name, name,
+                       upstream, arch);
+        tu_text_printf(out, "Size: %zu\n", 1000 + strlen(seed));
+        tu_text_printf(out, "SHA256: %s\n", sha);
+        free(seed);
+        free(name);
+        free(version);
+        free(arch);
+}
+
+/* Write a Packages file to dir/name from stanzas separated by blank lines, and
+ * return the malloc'd path. Each stanza needs Package, Version and Architecture.
+ * Filename, Size and SHA256 are appended unless the stanza has a Filename. */
+static inline char *tu_write_packages(const char *dir, const char *name, const char *stanzas)
+{
+        struct tu_text out = {0};
+        const char *p = stanzas;
+        while (*p) {
+                while (*p == '\n')
+                        p++;
+                if (*p == '\0')
+                        break;
+                const char *end = strstr(p, "\n\n");
+                size_t len = end ? (size_t)(end - p) + 1 : strlen(p);
+                tu_text_add(&out, p, len);
+                if (out.s[out.len - 1] != '\n')
+                        tu_text_puts(&out, "\n");
+                char *filename = tu_stanza_field(p, len, "Filename");
+                if (filename == NULL)
+                        tu_add_pool_fields(&out, p, len);
+                free(filename);
+                tu_text_puts(&out, "\n");
+                p += len;
+        }
+        char *path = tu_write_file(dir, name, out.s ? out.s : "");
+        tu_text_free(&out);
+        return path;
+}
+
+#endif

@@ -4,10 +4,10 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 PKGS    := libarchive libcurl liblzma zlib gpgme libsolv libsolvext yaml-0.1 jansson libcrypto
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude $(WARN) $(PKG_CFLAGS)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Iinclude $(WARN) $(PKG_CFLAGS)
 
 LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
 HDRS    := $(wildcard include/distill/*.h)

@@ -258,8 +258,14 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result,
                                         .controls = b.ctls,
                                         .n_packages = b.res.n_packages,
                                         .epoch = epoch};
-        if ((rc = dl_customize(&ci, &b.tree, err)))
+        struct dl_customize_result cr;
+        if ((rc = dl_customize(&ci, &b.tree, &cr, err)))
                 goto out;
+        /* OpenSSL and tools built on it find the bundle through SSL_CERT_FILE even
+         * where their own default path differs. */
+        struct dl_keyval ssl_env = {"SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"};
+        struct dl_keyvals extra_env = {&ssl_env, 1};
+        bool add_ssl_env = cr.ca_bundle && !dl_keyvals_get(&b.spec.image.env, "SSL_CERT_FILE");
 
         struct dl_layer layer;
         char *layer_path = dl_path_join(b.workdir, "layer.tar.gz");
@@ -271,6 +277,7 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result,
                                           .arch = arch,
                                           .ref = b.ref,
                                           .user = user,
+                                          .extra_env = add_ssl_env ? &extra_env : NULL,
                                           .epoch = epoch,
                                           .layer_path = layer_path,
                                           .layer = &layer,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "distill/log.h"
+#include "distill/postinst.h"
 
 /* ---- accounts ---- */
 
@@ -605,6 +606,38 @@ out:
         return rc;
 }
 
+/* What php's postinst installs with ucf: php.ini-production as each SAPI's php.ini
+ * (the cli SAPI takes php.ini-production.cli when there is one). */
+static int install_php_ini(const struct dl_customize_input *in, struct dl_fstree *t,
+                           const char *version, const char *sapi, struct dl_error *err)
+{
+        char *ini = dl_asprintf("etc/php/%s/%s/php.ini", version, sapi);
+        char *cli = dl_asprintf("usr/lib/php/%s/php.ini-production.cli", version);
+        char *prod = dl_asprintf("usr/lib/php/%s/php.ini-production", version);
+        const struct dl_node *have = dl_fstree_get(t, ini);
+        const struct dl_node *cli_node = dl_fstree_get(t, cli);
+        const char *source = !strcmp(sapi, "cli") && cli_node && !cli_node->removed ? cli : prod;
+        struct dl_buf text = {0};
+        int rc = DL_OK;
+
+        if (!(have && !have->removed)) {
+                const struct dl_node *src = dl_fstree_get(t, source);
+                if (src && !src->removed) {
+                        rc = dl_fstree_read(t, source, &text, err);
+                        if (rc == DL_OK)
+                                rc = dl_fstree_write_file(t, ini, text.data, text.len, 0644, 0, 0,
+                                                          in->epoch, err);
+                        if (rc == DL_OK)
+                                dl_info("php: installed /%s from /%s", ini, source);
+                }
+        }
+        dl_buf_free(&text);
+        free(ini);
+        free(cli);
+        free(prod);
+        return rc;
+}
+
 static int apply_php(const struct dl_customize_input *in, struct dl_fstree *t, struct dl_error *err)
 {
         static const char *const sapis[] = {"apache2", "cgi", "cli", "embed", "fpm", "phpdbg", NULL};
@@ -628,6 +661,8 @@ static int apply_php(const struct dl_customize_input *in, struct dl_fstree *t, s
         if (php->extensions.n && st.sapis.n == 0)
                 rc = dl_fail(err, DL_ESPEC, "php.extensions: the image has no php SAPI under /etc/php/%s (fpm, cli, ...); add php%s-fpm or php%s-cli",
                              version, version, version);
+        for (size_t i = 0; i < st.sapis.n && rc == DL_OK; i++)
+                rc = install_php_ini(in, t, version, st.sapis.v[i], err);
         find_inis(t, &st);
         for (size_t i = 0; i < php->extensions.n && rc == DL_OK; i++)
                 rc = enable_extension(in, t, &st, php->extensions.v[i], NULL, 0, err);
@@ -713,10 +748,14 @@ static int write_status(const struct dl_customize_input *in, struct dl_fstree *t
         return rc;
 }
 
-int dl_customize(const struct dl_customize_input *in, struct dl_fstree *t, struct dl_error *err)
+int dl_customize(const struct dl_customize_input *in, struct dl_fstree *t,
+                 struct dl_customize_result *out, struct dl_error *err)
 {
         int rc;
-        if ((rc = write_accounts(in, t, err)) || (rc = apply_php(in, t, err)) ||
+        memset(out, 0, sizeof *out);
+        if ((rc = write_accounts(in, t, err)) ||
+            (rc = dl_postinst_ca_certificates(t, in->epoch, &out->ca_bundle, err)) ||
+            (rc = dl_postinst_timezone(t, in->epoch, err)) || (rc = apply_php(in, t, err)) ||
             (rc = apply_directories(in, t, err)) || (rc = apply_symlinks(in, t, err)) ||
             (rc = apply_files(in, t, err)) || (rc = write_status(in, t, err)))
                 return rc;

@@ -71,6 +71,11 @@ static char *config_json(const struct dl_oci_input *in)
                 json_array_append_new(env, json_string(kv));
                 free(kv);
         }
+        for (size_t i = 0; in->extra_env && i < in->extra_env->n; i++) {
+                char *kv = dl_asprintf("%s=%s", in->extra_env->v[i].key, in->extra_env->v[i].value);
+                json_array_append_new(env, json_string(kv));
+                free(kv);
+        }
         json_object_set_new(cfg, "Env", env);
         if (img->has_entrypoint)
                 json_object_set_new(cfg, "Entrypoint", string_array(&img->entrypoint));

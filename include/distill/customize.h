@@ -4,6 +4,7 @@
 #ifndef DISTILL_CUSTOMIZE_H
 #define DISTILL_CUSTOMIZE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "distill/error.h"
@@ -42,6 +43,11 @@ struct dl_customize_input {
         long long epoch; /* mtime of generated files */
 };
 
-int dl_customize(const struct dl_customize_input *in, struct dl_fstree *t, struct dl_error *err);
+struct dl_customize_result {
+        bool ca_bundle; /* /etc/ssl/certs/ca-certificates.crt was written */
+};
+
+int dl_customize(const struct dl_customize_input *in, struct dl_fstree *t,
+                 struct dl_customize_result *out, struct dl_error *err);
 
 #endif

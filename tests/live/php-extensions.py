@@ -6,7 +6,7 @@ Usage: php-extensions.py SPEC
 The spec lists extensions by the name of their ini file in mods-available
 (opcache, pdo, simplexml). get_loaded_extensions() reports the name of the
 module entry instead, which differs in case or wording for a few of them;
-NAMES holds those, taken from the zend_module_entry names in PHP 8.2's
+NAMES contains those, taken from the zend_module_entry names in PHP 8.2's
 sources. Every other extension reports its ini name.
 
 The spec is read without a YAML library: the 'extensions:' key under the

@@ -62,6 +62,7 @@ show_log() {
         tail -n 30 "$file" | sed 's/^/  | /'
 }
 
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
         if [ -n "$container" ]; then
                 runc kill "$container" KILL >/dev/null 2>&1
@@ -290,7 +291,7 @@ done)
 if [ -z "$shells" ]; then
         pass "image contains no shell"
 else
-        fail "image contains no shell; found: $(echo $shells)"
+        fail "image contains no shell; found: $(echo "$shells" | tr '\n' ' ')"
 fi
 
 for link in /usr/sbin/php-fpm:php-fpm8.2 /usr/bin/php:php8.2; do

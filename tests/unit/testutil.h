@@ -6,6 +6,7 @@
 #ifndef DISTILL_TESTUTIL_H
 #define DISTILL_TESTUTIL_H
 
+#include <dirent.h>
 #include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <zlib.h>
 
 /* Fail the running test unless needle occurs in haystack. */
 #define assert_contains(haystack, needle)                                                          \
@@ -277,6 +280,171 @@ static inline char *tu_write_packages(const char *dir, const char *name, const c
         char *path = tu_write_file(dir, name, out.s ? out.s : "");
         tu_text_free(&out);
         return path;
+}
+
+/* Read the whole file at path into a malloc'd buffer with a NUL after the last
+ * byte, and store its length in *len. */
+static inline unsigned char *tu_read_file(const char *path, size_t *len)
+{
+        FILE *f = fopen(path, "rb");
+        if (f == NULL)
+                fail_msg("cannot open %s", path);
+        size_t cap = 65536, n = 0;
+        unsigned char *data = malloc(cap);
+        assert_non_null(data);
+        for (;;) {
+                if (n + 1 >= cap) {
+                        cap *= 2;
+                        data = realloc(data, cap);
+                        assert_non_null(data);
+                }
+                size_t r = fread(data + n, 1, cap - n - 1, f);
+                n += r;
+                if (r == 0)
+                        break;
+        }
+        int read_error = ferror(f);
+        fclose(f);
+        if (read_error)
+                fail_msg("cannot read %s", path);
+        data[n] = '\0';
+        *len = n;
+        return data;
+}
+
+/* Write the SHA-256 of data as 64 lowercase hex digits plus NUL, computed with
+ * OpenSSL directly so that checks do not rely on the library's own hashing. */
+static inline void tu_sha256_hex(const void *data, size_t len, char out[65])
+{
+        static const char hex[] = "0123456789abcdef";
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int md_len = 0;
+        assert_int_equal(EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL), 1);
+        assert_int_equal(md_len, 32);
+        for (unsigned i = 0; i < 32; i++) {
+                out[2 * i] = hex[md[i] >> 4];
+                out[2 * i + 1] = hex[md[i] & 0xf];
+        }
+        out[64] = '\0';
+}
+
+/* Decompress one gzip member with zlib into a malloc'd buffer and store its
+ * length in *out_len. Fails the test when the data is not exactly one complete
+ * gzip member. */
+static inline unsigned char *tu_gunzip(const unsigned char *data, size_t len, size_t *out_len)
+{
+        z_stream z;
+        memset(&z, 0, sizeof z);
+        /* 16 + MAX_WBITS accepts a gzip wrapper only. */
+        assert_int_equal(inflateInit2(&z, 16 + MAX_WBITS), Z_OK);
+        size_t cap = len * 4 + 65536, n = 0;
+        unsigned char *out = malloc(cap);
+        assert_non_null(out);
+        z.next_in = (unsigned char *)data;
+        z.avail_in = (uInt)len;
+        int zr;
+        do {
+                if (cap - n < 65536) {
+                        cap *= 2;
+                        out = realloc(out, cap);
+                        assert_non_null(out);
+                }
+                z.next_out = out + n;
+                z.avail_out = (uInt)(cap - n);
+                zr = inflate(&z, Z_NO_FLUSH);
+                n = cap - z.avail_out;
+                if (zr != Z_OK && zr != Z_STREAM_END) {
+                        inflateEnd(&z);
+                        free(out);
+                        fail_msg("gzip data is invalid: zlib returned %d", zr);
+                }
+        } while (zr != Z_STREAM_END);
+        size_t trailing = z.avail_in;
+        inflateEnd(&z);
+        if (trailing != 0) {
+                free(out);
+                fail_msg("%zu bytes follow the gzip member", trailing);
+        }
+        *out_len = n;
+        return out;
+}
+
+/* Parse a numeric tar header field: octal digits, or base-256 when the first
+ * byte has its high bit set (the GNU and POSIX extension for large values). */
+static inline uint64_t tu_tar_number(const unsigned char *field, size_t width)
+{
+        uint64_t v = 0;
+        if (field[0] & 0x80) {
+                v = field[0] & 0x7f;
+                for (size_t i = 1; i < width; i++)
+                        v = (v << 8) | field[i];
+                return v;
+        }
+        size_t i = 0;
+        while (i < width && field[i] == ' ')
+                i++;
+        for (; i < width && field[i] >= '0' && field[i] <= '7'; i++)
+                v = v * 8 + (uint64_t)(field[i] - '0');
+        return v;
+}
+
+/* Return the next 512-byte tar header at *offset and advance *offset past the
+ * header and its data, or return NULL at the end-of-archive zero block. Fails the
+ * test when the stream ends early or a header checksum is wrong, so that a scan
+ * never runs out of step with the headers. */
+static inline const unsigned char *tu_tar_next_header(const unsigned char *tar, size_t len,
+                                                      size_t *offset)
+{
+        if (*offset + 512 > len)
+                fail_msg("tar stream ends at byte %zu without an end-of-archive block", *offset);
+        const unsigned char *h = tar + *offset;
+        int zero = 1;
+        for (int i = 0; i < 512 && zero; i++)
+                zero = h[i] == 0;
+        if (zero)
+                return NULL;
+        /* The checksum is the sum of the header bytes with the checksum field
+         * (bytes 148-155) counted as spaces. */
+        uint64_t sum = 0;
+        for (int i = 0; i < 512; i++)
+                sum += (i >= 148 && i < 156) ? ' ' : h[i];
+        uint64_t stored = tu_tar_number(h + 148, 8);
+        if (sum != stored)
+                fail_msg("tar header at byte %zu has checksum %llu, computed %llu", *offset,
+                         (unsigned long long)stored, (unsigned long long)sum);
+        uint64_t size = tu_tar_number(h + 124, 12);
+        *offset += 512 + (size_t)((size + 511) / 512 * 512);
+        return h;
+}
+
+/* Count the tar headers whose typeflag (byte 156) is flag. */
+static inline size_t tu_tar_count_typeflag(const unsigned char *tar, size_t len, char flag)
+{
+        size_t offset = 0, count = 0;
+        const unsigned char *h;
+        while ((h = tu_tar_next_header(tar, len, &offset)) != NULL)
+                if (h[156] == (unsigned char)flag)
+                        count++;
+        return count;
+}
+
+/* Count the entries of dir whose name contains needle (every entry when needle is
+ * NULL), not counting "." and "..". */
+static inline size_t tu_count_dir_entries(const char *dir, const char *needle)
+{
+        DIR *d = opendir(dir);
+        if (d == NULL)
+                fail_msg("cannot open directory %s", dir);
+        size_t count = 0;
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (needle == NULL || strstr(de->d_name, needle) != NULL)
+                        count++;
+        }
+        closedir(d);
+        return count;
 }
 
 #endif

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include "distill/fetch.h"
 #include "distill/fstree.h"
 #include "distill/layer.h"
+#include "distill/lock.h"
 #include "distill/log.h"
 #include "distill/oci.h"
 #include "distill/resolve.h"
@@ -67,8 +69,9 @@ static int prepare_rootfs(const char *dir, struct dl_error *err)
         return rc;
 }
 
-/* Merged /usr: the top-level directories that Debian moved into /usr are symlinks;
- * lib32, lib64 and libx32 only where a package ships files there. */
+/* Merged /usr: the top-level directories that Debian moved into /usr are symlinks.
+ * bin, sbin and lib always; lib32, lib64 and libx32 only where a package ships files
+ * there. */
 static int add_merged_usr_links(struct dl_fstree *t, bool before, struct dl_error *err)
 {
         static const char *const always[] = {"bin", "sbin", "lib", NULL};
@@ -77,43 +80,253 @@ static int add_merged_usr_links(struct dl_fstree *t, bool before, struct dl_erro
         const char *const *names = before ? always : optional;
         for (int i = 0; names[i] && rc == DL_OK; i++) {
                 char *usr = dl_asprintf("usr/%s", names[i]);
-                char *target = dl_asprintf("usr/%s", names[i]);
                 const struct dl_node *n = dl_fstree_get(t, usr);
                 if (before && (!n || n->removed))
                         rc = dl_fstree_add_dir(t, usr, 0755, 0, 0, -1, err);
                 if (rc == DL_OK && (before || (n && !n->removed)))
-                        rc = dl_fstree_add_symlink(t, names[i], target, -1, err);
+                        rc = dl_fstree_add_symlink(t, names[i], usr, -1, err);
                 free(usr);
-                free(target);
         }
         return rc;
 }
 
-static int unpack_all(const struct dl_spec *spec, struct dl_cache *cache, struct dl_fstree *t,
-                      const struct dl_resolution *res, struct dl_deb_control *ctls,
-                      struct dl_error *err)
+/* One platform of the image: its packages and the tree and layer made from them. */
+struct platform {
+        const char *arch;
+        struct dl_sources sources;
+        struct dl_resolution res;
+        struct dl_deb_control *ctls;
+        struct dl_fstree tree;
+        bool have_tree;
+        char *rootfs;
+        char *layer_path;
+        struct dl_layer layer;
+        bool ca_bundle;
+};
+
+/* State of one command, released in one place. */
+struct build {
+        struct dl_spec spec;
+        struct dl_cache cache;
+        struct dl_accounts accounts;
+        struct dl_http_options http;
+        struct dl_lock lock;
+        bool have_lock;
+        struct platform *platforms;
+        size_t n_platforms;
+        char *workdir;
+        char *lock_path;
+};
+
+static void build_free(struct build *b)
 {
-        size_t n = res->n_packages;
+        for (size_t p = 0; p < b->n_platforms; p++) {
+                struct platform *pl = &b->platforms[p];
+                for (size_t i = 0; pl->ctls && i < pl->res.n_packages; i++)
+                        dl_deb_control_free(&pl->ctls[i]);
+                free(pl->ctls);
+                if (pl->have_tree)
+                        dl_fstree_free(&pl->tree);
+                dl_resolution_free(&pl->res);
+                dl_sources_free(&pl->sources);
+                free(pl->rootfs);
+                free(pl->layer_path);
+        }
+        free(b->platforms);
+        if (b->have_lock)
+                dl_lock_free(&b->lock);
+        dl_cache_close(&b->cache);
+        dl_accounts_free(&b->accounts);
+        dl_spec_free(&b->spec);
+        if (b->workdir) {
+                dl_rm_rf(b->workdir);
+                free(b->workdir);
+        }
+        free(b->lock_path);
+}
+
+/* Load the spec, the cache and the per-architecture platforms. */
+static int build_open(struct build *b, const struct dl_build_options *o, struct dl_error *err)
+{
+        int rc;
+        memset(b, 0, sizeof *b);
+        if ((rc = dl_spec_load(o->spec_path, &b->spec, err)))
+                return rc;
+        absolutize_keyrings(&b->spec);
+        b->lock_path = dl_lock_path(o->spec_path);
+        b->n_platforms = b->spec.architectures.n;
+        b->platforms = dl_calloc(b->n_platforms, sizeof *b->platforms);
+        for (size_t i = 0; i < b->n_platforms; i++)
+                b->platforms[i].arch = b->spec.architectures.v[i];
+        if (!(b->workdir = dl_mkdtemp("build", err)))
+                return err->code;
+        if ((rc = dl_cache_open(&b->cache, o->cache_dir, err)) || (rc = dl_http_global_init(err)))
+                return rc;
+        dl_http_defaults(&b->http);
+        if (o->jobs > 0)
+                b->http.max_parallel = o->jobs;
+        return DL_OK;
+}
+
+/* Read the indexes of every architecture and resolve each on its own. A package
+ * that one architecture has and another lacks is named with both. */
+static int resolve_all(struct build *b, const struct dl_build_options *o, struct dl_error *err)
+{
+        struct dl_sources_options so = {.mirrors = &o->mirrors,
+                                        .http = &b->http,
+                                        .cache = &b->cache,
+                                        .now = (long long)time(NULL)};
+        int rc = DL_OK;
+        for (size_t i = 0; i < b->n_platforms && rc == DL_OK; i++) {
+                struct platform *pl = &b->platforms[i];
+                char *dir = dl_asprintf("%s/indexes-%s", b->workdir, pl->arch);
+                rc = dl_mkdir_p(dir, 0700, err);
+                if (rc == DL_OK)
+                        rc = dl_sources_load(&b->spec, pl->arch, &so, dir, &pl->sources, err);
+                free(dir);
+        }
+        for (size_t i = 0; i < b->n_platforms && rc == DL_OK; i++) {
+                struct platform *pl = &b->platforms[i];
+                struct dl_strlist roots = {0};
+                dl_spec_packages_for(&b->spec, pl->arch, &roots);
+                struct dl_resolve_request req = {.arch = pl->arch,
+                                                 .indexes = pl->sources.indexes,
+                                                 .n_indexes = pl->sources.n_indexes,
+                                                 .packages = &roots,
+                                                 .exclude = &b->spec.exclude};
+                rc = dl_resolve(&req, &pl->res, err);
+                dl_strlist_free(&roots);
+                if (rc == DL_ERESOLVE && b->n_platforms > 1) {
+                        /* Name the architectures that do have a missing root. */
+                        char *saved = dl_strdup(err->msg);
+                        for (size_t k = 0; k < b->spec.packages.n; k++) {
+                                const char *name = b->spec.packages.v[k];
+                                if (!strstr(saved, name) || !strstr(saved, "not found"))
+                                        continue;
+                                for (size_t q = 0; q < b->n_platforms; q++) {
+                                        if (q == i)
+                                                continue;
+                                        struct dl_strlist one = {0};
+                                        struct dl_resolution tmp;
+                                        struct dl_error ignored;
+                                        dl_strlist_push(&one, name);
+                                        struct dl_resolve_request r2 = req;
+                                        r2.arch = b->platforms[q].arch;
+                                        r2.indexes = b->platforms[q].sources.indexes;
+                                        r2.n_indexes = b->platforms[q].sources.n_indexes;
+                                        r2.packages = &one;
+                                        if (dl_resolve(&r2, &tmp, &ignored) == DL_OK) {
+                                                dl_fail(err, DL_ERESOLVE, "package %s: available for %s, not %s; limit it with {name: %s, architectures: [%s]} in packages",
+                                                        name, b->platforms[q].arch, pl->arch, name,
+                                                        b->platforms[q].arch);
+                                                dl_resolution_free(&tmp);
+                                                q = b->n_platforms;
+                                                k = b->spec.packages.n;
+                                        }
+                                        dl_strlist_free(&one);
+                                }
+                        }
+                        free(saved);
+                }
+                if (rc == DL_OK) {
+                        dl_info("resolved %zu packages for %s", pl->res.n_packages, pl->arch);
+                        for (size_t k = 0; k < pl->res.unmet.n; k++)
+                                dl_info("left unmet by exclude (%s): %s", pl->arch, pl->res.unmet.v[k]);
+                }
+        }
+        return rc;
+}
+
+/* Take each architecture's packages from the lock. */
+static int use_lock(struct build *b, struct dl_error *err)
+{
+        for (size_t i = 0; i < b->n_platforms; i++) {
+                struct platform *pl = &b->platforms[i];
+                struct dl_lock_arch *la = NULL;
+                for (size_t k = 0; k < b->lock.n_archs; k++)
+                        if (!strcmp(b->lock.archs[k].arch, pl->arch))
+                                la = &b->lock.archs[k];
+                if (!la)
+                        return dl_fail(err, DL_ESTALE, "%s has no packages for %s; run distill lock %s",
+                                       b->lock_path, pl->arch, b->spec.path);
+                pl->res = la->res;
+                memset(&la->res, 0, sizeof la->res);
+                dl_info("using %zu locked packages for %s from %s", pl->res.n_packages, pl->arch,
+                        b->lock_path);
+        }
+        return DL_OK;
+}
+
+/* Decide between the lock and a fresh resolution. */
+static int load_lock(struct build *b, const struct dl_build_options *o, bool *use,
+                     struct dl_error *err)
+{
+        bool missing;
+        char digest[DL_SHA256_HEX];
+        int rc = dl_lock_read(b->lock_path, &b->spec, &b->lock, &missing, err);
+
+        *use = false;
+        if (o->no_lock && !o->locked && !o->offline) {
+                if (rc == DL_OK)
+                        dl_lock_free(&b->lock);
+                dl_info("--no-lock: resolving afresh");
+                return DL_OK;
+        }
+        if (rc && missing) {
+                if (o->locked || o->offline)
+                        return dl_fail(err, DL_ESTALE, "%s: no lock file %s; run distill lock %s first",
+                                       o->locked ? "--locked" : "--offline", b->lock_path, b->spec.path);
+                return DL_OK;
+        }
+        if (rc)
+                return rc;
+        b->have_lock = true;
+        dl_lock_inputs_digest(&b->spec, digest);
+        if (strcmp(digest, b->lock.inputs_digest) != 0) {
+                char *drift = dl_lock_describe_drift(&b->lock, &b->spec);
+                if (o->locked || o->offline) {
+                        rc = dl_fail(err, DL_ESTALE, "%s: %s does not match %s: %s; run distill lock %s",
+                                     o->locked ? "--locked" : "--offline", b->lock_path, b->spec.path,
+                                     drift, b->spec.path);
+                } else {
+                        dl_warn("%s is stale (%s); resolving afresh without rewriting it. Run distill lock %s to update it",
+                                b->lock_path, drift, b->spec.path);
+                }
+                free(drift);
+                return rc;
+        }
+        *use = true;
+        return DL_OK;
+}
+
+static int unpack_platform(struct build *b, struct platform *pl, struct dl_error *err)
+{
+        size_t n = pl->res.n_packages;
         const char **names = dl_calloc(n, sizeof *names);
         const char **versions = dl_calloc(n, sizeof *versions);
         char **replaces = dl_calloc(n, sizeof *replaces);
-        struct dl_unpack_context ctx = {.tree = t,
-                                        .merged_usr = spec->merged_usr,
-                                        .allow_overwrite = &spec->allow_overwrite,
+        struct dl_unpack_context ctx = {.tree = &pl->tree,
+                                        .merged_usr = b->spec.merged_usr,
+                                        .allow_overwrite = &b->spec.allow_overwrite,
                                         .names = names,
                                         .versions = versions,
                                         .replaces = replaces};
         int rc = DL_OK;
 
+        pl->ctls = dl_calloc(n, sizeof *pl->ctls);
         for (size_t i = 0; i < n; i++) {
-                names[i] = res->packages[i].name;
-                versions[i] = res->packages[i].version;
+                names[i] = pl->res.packages[i].name;
+                versions[i] = pl->res.packages[i].version;
         }
+        if (b->spec.merged_usr)
+                rc = add_merged_usr_links(&pl->tree, true, err);
         for (size_t i = 0; i < n && rc == DL_OK; i++) {
-                char *deb = dl_cache_path(cache, res->packages[i].sha256);
-                rc = dl_unpack_deb(&ctx, (int)i, deb, &ctls[i], err);
+                char *deb = dl_cache_path(&b->cache, pl->res.packages[i].sha256);
+                rc = dl_unpack_deb(&ctx, (int)i, deb, &pl->ctls[i], err);
                 free(deb);
         }
+        if (rc == DL_OK && b->spec.merged_usr)
+                rc = add_merged_usr_links(&pl->tree, false, err);
         for (size_t i = 0; i < n; i++)
                 free(replaces[i]);
         free(replaces);
@@ -122,182 +335,172 @@ static int unpack_all(const struct dl_spec *spec, struct dl_cache *cache, struct
         return rc;
 }
 
-/* State of one build, released in one place. */
-struct build {
-        struct dl_spec spec;
-        struct dl_cache cache;
-        struct dl_sources sources;
-        struct dl_resolution res;
-        struct dl_deb_control *ctls;
-        struct dl_fstree tree;
-        struct dl_accounts accounts;
-        char *workdir;
-        char *rootfs;
-        char *output;
-        char *ref;
-};
-
-static void build_free(struct build *b)
+/* Unpack, customize and write the layer of one platform. */
+static int make_platform(struct build *b, const struct dl_build_options *o, struct platform *pl,
+                         long long epoch, struct dl_error *err)
 {
-        for (size_t i = 0; b->ctls && i < b->res.n_packages; i++)
-                dl_deb_control_free(&b->ctls[i]);
-        free(b->ctls);
-        dl_fstree_free(&b->tree);
-        dl_resolution_free(&b->res);
-        dl_sources_free(&b->sources);
-        dl_cache_close(&b->cache);
-        dl_accounts_free(&b->accounts);
-        dl_spec_free(&b->spec);
-        if (b->workdir) {
-                dl_rm_rf(b->workdir);
-                free(b->workdir);
-        }
-        free(b->rootfs);
-        free(b->output);
-        free(b->ref);
+        int rc;
+        if (o->rootfs)
+                pl->rootfs = b->n_platforms > 1 ? dl_asprintf("%s/%s", o->rootfs, pl->arch)
+                                                : dl_strdup(o->rootfs);
+        else
+                pl->rootfs = dl_asprintf("%s/rootfs-%s", b->workdir, pl->arch);
+        if ((rc = prepare_rootfs(pl->rootfs, err)) || (rc = dl_fstree_init(&pl->tree, pl->rootfs, err)))
+                return rc;
+        pl->have_tree = true;
+        if ((rc = unpack_platform(b, pl, err)))
+                return rc;
+        struct dl_customize_input ci = {.spec = &b->spec,
+                                        .accounts = &b->accounts,
+                                        .packages = pl->res.packages,
+                                        .controls = pl->ctls,
+                                        .n_packages = pl->res.n_packages,
+                                        .epoch = epoch};
+        struct dl_customize_result cr;
+        if ((rc = dl_customize(&ci, &pl->tree, &cr, err)))
+                return rc;
+        pl->ca_bundle = cr.ca_bundle;
+        pl->layer_path = dl_asprintf("%s/layer-%s.tar.gz", b->workdir, pl->arch);
+        return dl_layer_write(&pl->tree, epoch, pl->layer_path, &pl->layer, err);
 }
 
-static long long default_epoch(const struct dl_spec *spec, const struct dl_sources *src)
+static long long default_epoch(const struct build *b)
 {
         long long newest = -1;
-        for (size_t i = 0; i < spec->n_sources; i++)
-                if (spec->sources[i].snapshot_time > newest)
-                        newest = spec->sources[i].snapshot_time;
+        for (size_t i = 0; i < b->spec.n_sources; i++)
+                if (b->spec.sources[i].snapshot_time > newest)
+                        newest = b->spec.sources[i].snapshot_time;
         if (newest >= 0)
                 return newest;
-        return src->newest_date >= 0 ? src->newest_date : 0;
+        if (b->have_lock && b->lock.newest_date >= 0)
+                return b->lock.newest_date;
+        for (size_t i = 0; i < b->n_platforms; i++)
+                if (b->platforms[i].sources.newest_date > newest)
+                        newest = b->platforms[i].sources.newest_date;
+        return newest >= 0 ? newest : 0;
+}
+
+static int fetch_all(struct build *b, const struct dl_build_options *o, struct dl_error *err)
+{
+        size_t total = 0;
+        for (size_t i = 0; i < b->n_platforms; i++)
+                total += b->platforms[i].res.n_packages;
+        struct dl_package *all = dl_calloc(total, sizeof *all);
+        size_t k = 0;
+        for (size_t i = 0; i < b->n_platforms; i++)
+                for (size_t j = 0; j < b->platforms[i].res.n_packages; j++)
+                        all[k++] = b->platforms[i].res.packages[j]; /* shallow: not freed here */
+        struct dl_fetch_stats stats;
+        int rc = dl_fetch_packages(&b->spec, &o->mirrors, &b->http, &b->cache, all, total, o->offline,
+                                   &stats, err);
+        if (rc == DL_OK)
+                dl_info("packages: %zu downloaded, %zu from the cache", stats.downloaded, stats.cached);
+        free(all);
+        return rc;
 }
 
 int dl_build(const struct dl_build_options *o, struct dl_build_result *result,
              struct dl_error *err)
 {
         struct build b;
-        struct dl_http_options http;
         long long epoch;
+        char *output = NULL, *ref = NULL, *user = NULL;
+        bool locked = false;
         int rc;
 
-        memset(&b, 0, sizeof b);
-        b.tree.root_fd = -1;
         memset(result, 0, sizeof *result);
         if ((rc = dl_source_date_epoch(&epoch, err)))
                 return rc;
-        if ((rc = dl_spec_load(o->spec_path, &b.spec, err)))
+        if ((rc = build_open(&b, o, err)))
                 goto out;
-        absolutize_keyrings(&b.spec);
-        const char *arch = b.spec.architectures.v[0];
-        if (b.spec.architectures.n > 1)
-                dl_warn("the spec lists %zu architectures; this version builds the first, %s",
-                        b.spec.architectures.n, arch);
-        b.output = o->output ? dl_strdup(o->output) : dl_asprintf("%s.tar", b.spec.name);
+        size_t docker = 0;
+        if (o->platform) {
+                while (docker < b.n_platforms && strcmp(b.platforms[docker].arch, o->platform))
+                        docker++;
+                if (docker == b.n_platforms) {
+                        rc = dl_fail(err, DL_EUSAGE, "--platform %s: the spec builds %s; name one of its architectures",
+                                     o->platform, b.spec.architectures.v[0]);
+                        goto out;
+                }
+        }
+        output = o->output ? dl_strdup(o->output) : dl_asprintf("%s.tar", b.spec.name);
+        /* Fail before the work when the output cannot be written at all. */
+        char *outdir = dl_dirname(output);
+        if (access(outdir, W_OK) != 0) {
+                rc = dl_fail_errno(err, errno, "cannot write the image into", outdir);
+                free(outdir);
+                goto out;
+        }
+        free(outdir);
         if (o->tag && !strchr(o->tag, ':'))
-                b.ref = dl_asprintf("%s:latest", o->tag);
+                ref = dl_asprintf("%s:latest", o->tag);
         else
-                b.ref = o->tag ? dl_strdup(o->tag) : dl_asprintf("%s:latest", b.spec.name);
+                ref = o->tag ? dl_strdup(o->tag) : dl_asprintf("%s:latest", b.spec.name);
         if ((rc = dl_accounts_build(&b.spec, &b.accounts, err)))
                 goto out;
         unsigned long uid = 0, gid = 0;
-        char *user = NULL;
         if (b.spec.image.user) {
                 if ((rc = dl_accounts_resolve_user(&b.accounts, b.spec.image.user, &uid, &gid, err))) {
                         dl_error_wrap(err, "image.user");
                         goto out;
                 }
+                user = dl_asprintf("%lu:%lu", uid, gid);
         }
-        if (!(b.workdir = dl_mkdtemp("build", err))) {
-                rc = err->code;
+        if ((rc = load_lock(&b, o, &locked, err)))
                 goto out;
-        }
-        if ((rc = dl_cache_open(&b.cache, o->cache_dir, err)))
-                goto out;
-        if ((rc = dl_http_global_init(err)))
-                goto out;
-        dl_http_defaults(&http);
-        if (o->jobs > 0)
-                http.max_parallel = o->jobs;
-
-        struct dl_sources_options so = {.mirrors = &o->mirrors,
-                                        .http = &http,
-                                        .cache = &b.cache,
-                                        .now = (long long)time(NULL)};
-        if ((rc = dl_sources_load(&b.spec, arch, &so, b.workdir, &b.sources, err)))
+        rc = locked ? use_lock(&b, err) : resolve_all(&b, o, err);
+        if (rc || (rc = fetch_all(&b, o, err)))
                 goto out;
         if (epoch < 0)
-                epoch = default_epoch(&b.spec, &b.sources);
-
-        struct dl_resolve_request req = {.arch = arch,
-                                         .indexes = b.sources.indexes,
-                                         .n_indexes = b.sources.n_indexes,
-                                         .packages = &b.spec.packages,
-                                         .exclude = &b.spec.exclude};
-        if ((rc = dl_resolve(&req, &b.res, err)))
-                goto out;
-        dl_info("resolved %zu packages for %s", b.res.n_packages, arch);
-        for (size_t i = 0; i < b.res.unmet.n; i++)
-                dl_info("left unmet by exclude: %s", b.res.unmet.v[i]);
-
-        struct dl_fetch_stats stats;
-        if ((rc = dl_fetch_packages(&b.spec, &o->mirrors, &http, &b.cache, b.res.packages,
-                                    b.res.n_packages, &stats, err)))
-                goto out;
-        dl_info("packages: %zu downloaded, %zu from the cache", stats.downloaded, stats.cached);
-
-        b.rootfs = o->rootfs ? dl_strdup(o->rootfs) : dl_path_join(b.workdir, "rootfs");
-        if ((rc = prepare_rootfs(b.rootfs, err)) || (rc = dl_fstree_init(&b.tree, b.rootfs, err)))
-                goto out;
-        if (b.spec.merged_usr && (rc = add_merged_usr_links(&b.tree, true, err)))
-                goto out;
-        b.ctls = dl_calloc(b.res.n_packages, sizeof *b.ctls);
-        if ((rc = unpack_all(&b.spec, &b.cache, &b.tree, &b.res, b.ctls, err)))
-                goto out;
-        if (b.spec.merged_usr && (rc = add_merged_usr_links(&b.tree, false, err)))
+                epoch = default_epoch(&b);
+        for (size_t i = 0; i < b.n_platforms && rc == DL_OK; i++)
+                rc = make_platform(&b, o, &b.platforms[i], epoch, err);
+        if (rc)
                 goto out;
 
-        struct dl_customize_input ci = {.spec = &b.spec,
-                                        .accounts = &b.accounts,
-                                        .packages = b.res.packages,
-                                        .controls = b.ctls,
-                                        .n_packages = b.res.n_packages,
-                                        .epoch = epoch};
-        struct dl_customize_result cr;
-        if ((rc = dl_customize(&ci, &b.tree, &cr, err)))
-                goto out;
         /* OpenSSL and tools built on it find the bundle through SSL_CERT_FILE even
          * where their own default path differs. */
         struct dl_keyval ssl_env = {"SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"};
         struct dl_keyvals extra_env = {&ssl_env, 1};
-        bool add_ssl_env = cr.ca_bundle && !dl_keyvals_get(&b.spec.image.env, "SSL_CERT_FILE");
-
-        struct dl_layer layer;
-        char *layer_path = dl_path_join(b.workdir, "layer.tar.gz");
-        rc = dl_layer_write(&b.tree, epoch, layer_path, &layer, err);
-        if (rc == DL_OK) {
-                if (b.spec.image.user)
-                        user = dl_asprintf("%lu:%lu", uid, gid);
-                struct dl_oci_input oi = {.spec = &b.spec,
-                                          .arch = arch,
-                                          .ref = b.ref,
-                                          .user = user,
-                                          .extra_env = add_ssl_env ? &extra_env : NULL,
-                                          .epoch = epoch,
-                                          .layer_path = layer_path,
-                                          .layer = &layer,
-                                          .n_packages = b.res.n_packages};
-                struct dl_oci_result or;
-                rc = dl_oci_write(&oi, b.output, &or, err);
-                if (rc == DL_OK) {
-                        result->output = dl_strdup(b.output);
-                        memcpy(result->manifest_digest, or.manifest_digest, sizeof or.manifest_digest);
-                        result->size = or.size;
-                        result->n_packages = b.res.n_packages;
-                        dl_info("wrote %s (%s, %zu packages, %llu bytes, manifest sha256:%s)",
-                                b.output, b.ref, b.res.n_packages, (unsigned long long)or.size,
-                                or.manifest_digest);
-                }
+        bool spec_sets_ssl = dl_keyvals_get(&b.spec.image.env, "SSL_CERT_FILE") != NULL;
+        struct dl_oci_image *images = dl_calloc(b.n_platforms, sizeof *images);
+        for (size_t i = 0; i < b.n_platforms; i++) {
+                struct platform *pl = &b.platforms[i];
+                images[i] = (struct dl_oci_image){pl->arch, pl->layer_path, &pl->layer,
+                                                  pl->res.n_packages,
+                                                  pl->ca_bundle && !spec_sets_ssl ? &extra_env : NULL};
         }
-        free(user);
-        free(layer_path);
+        struct dl_oci_input oi = {.spec = &b.spec,
+                                  .ref = ref,
+                                  .user = user,
+                                  .epoch = epoch,
+                                  .docker_image = docker};
+        if (b.n_platforms == 1) {
+                oi.arch = images[0].arch;
+                oi.layer_path = images[0].layer_path;
+                oi.layer = images[0].layer;
+                oi.n_packages = images[0].n_packages;
+                oi.extra_env = images[0].extra_env;
+        } else {
+                oi.images = images;
+                oi.n_images = b.n_platforms;
+        }
+        struct dl_oci_result or;
+        rc = dl_oci_write(&oi, output, &or, err);
+        free(images);
+        if (rc == DL_OK) {
+                result->output = dl_strdup(output);
+                memcpy(result->manifest_digest, or.manifest_digest, sizeof or.manifest_digest);
+                result->size = or.size;
+                result->n_packages = b.platforms[docker].res.n_packages;
+                dl_info("wrote %s (%s, %s, %llu bytes, sha256:%s)", output, ref,
+                        b.spec.architectures.v[0], (unsigned long long)or.size, or.manifest_digest);
+        }
 out:
         build_free(&b);
+        free(output);
+        free(ref);
+        free(user);
         return rc;
 }
 
@@ -305,4 +508,81 @@ void dl_build_result_free(struct dl_build_result *res)
 {
         free(res->output);
         memset(res, 0, sizeof *res);
+}
+
+int dl_lock_command(const struct dl_build_options *o, struct dl_error *err)
+{
+        struct build b;
+        int rc = build_open(&b, o, err);
+        if (rc == DL_OK)
+                rc = resolve_all(&b, o, err);
+        if (rc == DL_OK) {
+                struct dl_lock_input_arch *in = dl_calloc(b.n_platforms, sizeof *in);
+                for (size_t i = 0; i < b.n_platforms; i++)
+                        in[i] = (struct dl_lock_input_arch){b.platforms[i].arch, &b.platforms[i].sources,
+                                                            &b.platforms[i].res};
+                rc = dl_lock_write(b.lock_path, &b.spec, in, b.n_platforms, err);
+                free(in);
+                if (rc == DL_OK)
+                        dl_info("wrote %s", b.lock_path);
+        }
+        build_free(&b);
+        return rc;
+}
+
+int dl_lock_check_command(const struct dl_build_options *o, struct dl_error *err)
+{
+        struct dl_spec spec;
+        struct dl_lock lock;
+        bool missing;
+        char digest[DL_SHA256_HEX];
+        int rc = dl_spec_load(o->spec_path, &spec, err);
+        if (rc)
+                return rc;
+        char *path = dl_lock_path(o->spec_path);
+        rc = dl_lock_read(path, &spec, &lock, &missing, err);
+        if (rc == DL_OK) {
+                dl_lock_inputs_digest(&spec, digest);
+                if (strcmp(digest, lock.inputs_digest) != 0) {
+                        char *drift = dl_lock_describe_drift(&lock, &spec);
+                        rc = dl_fail(err, DL_ESTALE, "%s does not match %s: %s; run distill lock %s",
+                                     path, o->spec_path, drift, o->spec_path);
+                        free(drift);
+                } else {
+                        dl_info("%s matches %s", path, o->spec_path);
+                }
+                dl_lock_free(&lock);
+        }
+        free(path);
+        dl_spec_free(&spec);
+        return rc;
+}
+
+int dl_why_command(const struct dl_build_options *o, const char *package, struct dl_error *err)
+{
+        struct build b;
+        bool locked = false, found = false;
+        int rc = build_open(&b, o, err);
+        if (rc == DL_OK)
+                rc = load_lock(&b, o, &locked, err);
+        if (rc == DL_OK)
+                rc = locked ? use_lock(&b, err) : resolve_all(&b, o, err);
+        for (size_t i = 0; rc == DL_OK && i < b.n_platforms; i++) {
+                const struct platform *pl = &b.platforms[i];
+                for (size_t k = 0; k < pl->res.n_packages; k++)
+                        if (!strcmp(pl->res.packages[k].name, package)) {
+                                printf("%s: %s\n", pl->arch, pl->res.packages[k].why);
+                                found = true;
+                        }
+                for (size_t k = 0; k < pl->res.unmet.n; k++) {
+                        const char *u = pl->res.unmet.v[k];
+                        if (strstr(u, package))
+                                printf("%s: excluded, wanted by %s\n", pl->arch, u);
+                }
+        }
+        if (rc == DL_OK && !found)
+                rc = dl_fail(err, DL_ERESOLVE, "package %s is not in the image of %s for any architecture",
+                             package, o->spec_path);
+        build_free(&b);
+        return rc;
 }

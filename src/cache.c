@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "distill/log.h"
 #include "distill/util.h"
 
 int dl_cache_open(struct dl_cache *c, const char *dir, struct dl_error *err)
@@ -62,6 +63,22 @@ bool dl_cache_has(const struct dl_cache *c, const char *sha256)
         return ok;
 }
 
+bool dl_cache_valid(const struct dl_cache *c, const char *sha256)
+{
+        char *p = dl_cache_path(c, sha256);
+        char got[DL_SHA256_HEX];
+        struct dl_error err;
+        bool ok = access(p, R_OK) == 0 && dl_sha256_file(p, got, NULL, &err) == DL_OK;
+        if (ok && strcmp(got, sha256) != 0) {
+                dl_warn("cache entry %s is corrupt (its SHA256 is %s); removing it and fetching it again",
+                        p, got);
+                unlink(p);
+                ok = false;
+        }
+        free(p);
+        return ok;
+}
+
 char *dl_cache_tmp_path(const struct dl_cache *c)
 {
         static unsigned counter;
@@ -85,8 +102,8 @@ int dl_cache_commit(const struct dl_cache *c, const char *tmp, const char *sha25
         }
         if (size != UINT64_MAX && got_size != size) {
                 unlink(tmp);
-                return dl_fail(err, DL_EVERIFY, "%s: size mismatch: expected %llu bytes, got %llu; the server sent a different file than the signed index names",
-                               what, (unsigned long long)size, (unsigned long long)got_size);
+                return dl_fail(err, DL_EVERIFY, "%s: size mismatch: expected %llu bytes with SHA256 %s, got %llu bytes with SHA256 %s; the server sent a different file than the signed index names",
+                               what, (unsigned long long)size, sha256, (unsigned long long)got_size, got);
         }
         if (strcmp(got, sha256) != 0) {
                 unlink(tmp);

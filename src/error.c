@@ -73,6 +73,8 @@ const char *dl_code_name(enum dl_code code)
                 return "package contents rejected";
         case DL_EIO:
                 return "input/output error";
+        case DL_ESTALE:
+                return "lock file missing or stale";
         }
         return "unknown error";
 }

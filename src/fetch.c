@@ -9,9 +9,10 @@
 
 int dl_fetch_packages(const struct dl_spec *spec, const struct dl_mirrors *mirrors,
                       const struct dl_http_options *http, struct dl_cache *cache,
-                      const struct dl_package *pkgs, size_t n, struct dl_fetch_stats *stats,
-                      struct dl_error *err)
+                      const struct dl_package *pkgs, size_t n, bool offline,
+                      struct dl_fetch_stats *stats, struct dl_error *err)
 {
+        size_t n_missing = 0;
         struct dl_http_job *jobs = dl_calloc(n, sizeof *jobs);
         size_t *which = dl_calloc(n, sizeof *which);
         size_t n_jobs = 0;
@@ -20,8 +21,20 @@ int dl_fetch_packages(const struct dl_spec *spec, const struct dl_mirrors *mirro
         memset(stats, 0, sizeof *stats);
         for (size_t i = 0; i < n; i++) {
                 const struct dl_package *p = &pkgs[i];
-                if (dl_cache_has(cache, p->sha256)) {
+                bool dup = false;
+                for (size_t k = 0; k < i && !dup; k++)
+                        dup = !strcmp(pkgs[k].sha256, p->sha256);
+                if (dup)
+                        continue; /* an Architecture: all package of several platforms */
+                if (dl_cache_valid(cache, p->sha256)) {
                         stats->cached++;
+                        continue;
+                }
+                if (offline) {
+                        /* Each on its own line: the list can outgrow one error message. */
+                        dl_log(DL_LOG_ERROR, "not in the cache: %s %s (%s, sha256 %s)", p->name,
+                               p->version, p->filename, p->sha256);
+                        n_missing++;
                         continue;
                 }
                 if (p->source < 0 || (size_t)p->source >= spec->n_sources || strstr(p->filename, "..")) {
@@ -34,6 +47,11 @@ int dl_fetch_packages(const struct dl_spec *spec, const struct dl_mirrors *mirro
                 jobs[n_jobs].path = dl_cache_tmp_path(cache);
                 which[n_jobs++] = i;
                 free(base);
+        }
+        if (n_missing) {
+                rc = dl_fail(err, DL_ENETWORK, "--offline: the cache %s lacks the %zu package files listed above; run the build once without --offline",
+                             cache->dir, n_missing);
+                goto out;
         }
         if (n_jobs)
                 dl_info("fetching %zu packages (%zu in the cache)", n_jobs, stats->cached);

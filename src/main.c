@@ -14,11 +14,16 @@
 
 static const char usage_text[] =
         "usage: distill build SPEC [options]\n"
+        "       distill lock SPEC [--check] [options]\n"
+        "       distill why SPEC PACKAGE [options]\n"
         "       distill --help | --version\n"
         "\n"
-        "Build an OCI image tarball from the Debian packages a spec names.\n"
+        "build: build an OCI image tarball from the Debian packages a spec names.\n"
+        "lock:  resolve every architecture and write SPEC.lock.json beside the spec;\n"
+        "       --check compares the spec with the lock without the network.\n"
+        "why:   print the dependency chain that pulled PACKAGE in, per architecture.\n"
         "\n"
-        "Options of build:\n"
+        "Options:\n"
         "  -o, --output FILE     write the image to FILE (default: ./NAME.tar)\n"
         "  -t, --tag NAME:TAG    image reference in index.json and manifest.json\n"
         "                        (default: the spec's name and latest)\n"
@@ -28,6 +33,10 @@ static const char usage_text[] =
         "                        repeatable; DISTILL_MIRROR holds more pairs, space-separated\n"
         "      --rootfs DIR      keep the staging root file system in DIR (new or empty)\n"
         "  -j, --jobs N          parallel downloads (default: 4)\n"
+        "      --locked          fail unless SPEC.lock.json exists and matches the spec\n"
+        "      --offline         build from the cache and the lock alone\n"
+        "      --no-lock         resolve afresh even when SPEC.lock.json matches\n"
+        "      --platform ARCH   the architecture manifest.json lists (default: the first)\n"
         "      --json            print the result as JSON on stdout\n"
         "  -q, --quiet           print only warnings and errors\n"
         "  -v, --verbose         print debugging messages\n"
@@ -38,7 +47,8 @@ static const char usage_text[] =
         "Exit status:\n"
         "  0 success            1 internal error       2 usage error\n"
         "  3 invalid spec       4 network error        5 verification failed\n"
-        "  6 unsatisfiable      7 package rejected     8 local I/O error\n";
+        "  6 unsatisfiable      7 package rejected     8 local I/O error\n"
+        "  9 lock file missing or stale\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -64,7 +74,9 @@ static void print_json(const struct dl_build_result *r)
         printf("\"}\n");
 }
 
-static int cmd_build(int argc, char **argv)
+enum command { CMD_BUILD, CMD_LOCK, CMD_WHY };
+
+static int run_command(enum command cmd, int argc, char **argv)
 {
         static const struct option longopts[] = {
                 {"output", required_argument, NULL, 'o'}, {"tag", required_argument, NULL, 't'},
@@ -72,7 +84,11 @@ static int cmd_build(int argc, char **argv)
                 {"rootfs", required_argument, NULL, 'R'}, {"jobs", required_argument, NULL, 'j'},
                 {"json", no_argument, NULL, 'J'},         {"quiet", no_argument, NULL, 'q'},
                 {"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
+                {"locked", no_argument, NULL, 'L'},       {"offline", no_argument, NULL, 'O'},
+                {"platform", required_argument, NULL, 'P'}, {"check", no_argument, NULL, 'K'},
+                {"no-lock", no_argument, NULL, 'N'},
                 {NULL, 0, NULL, 0}};
+        bool check = false;
         struct dl_build_options o = {0};
         struct dl_error err = {0};
         bool json = false;
@@ -112,6 +128,21 @@ static int cmd_build(int argc, char **argv)
                 case 'J':
                         json = true;
                         break;
+                case 'L':
+                        o.locked = true;
+                        break;
+                case 'O':
+                        o.offline = true;
+                        break;
+                case 'P':
+                        o.platform = optarg;
+                        break;
+                case 'K':
+                        check = true;
+                        break;
+                case 'N':
+                        o.no_lock = true;
+                        break;
                 case 'q':
                         dl_log_set_level(DL_LOG_WARN);
                         break;
@@ -128,9 +159,15 @@ static int cmd_build(int argc, char **argv)
                         return DL_EUSAGE;
                 }
         }
-        if (optind + 1 != argc) {
+        int want = cmd == CMD_WHY ? 2 : 1;
+        if (argc - optind != want) {
                 dl_mirrors_free(&o.mirrors);
-                return usage_error("build takes one spec file%s", optind < argc ? ", not several" : "");
+                return usage_error("%s", cmd == CMD_WHY ? "why takes a spec file and a package name"
+                                                        : "expected one spec file");
+        }
+        if (check && cmd != CMD_LOCK) {
+                dl_mirrors_free(&o.mirrors);
+                return usage_error("%s", "--check goes with distill lock");
         }
         o.spec_path = argv[optind];
         if (o.tag && (!*o.tag || o.tag[0] == ':' || strchr(o.tag, ' '))) {
@@ -140,6 +177,16 @@ static int cmd_build(int argc, char **argv)
         if ((rc = dl_mirrors_add_env(&o.mirrors, getenv("DISTILL_MIRROR"), &err))) {
                 dl_log(DL_LOG_ERROR, "%s", err.msg);
                 dl_mirrors_free(&o.mirrors);
+                return rc;
+        }
+        if (cmd != CMD_BUILD) {
+                if (cmd == CMD_WHY)
+                        rc = dl_why_command(&o, argv[optind + 1], &err);
+                else
+                        rc = check ? dl_lock_check_command(&o, &err) : dl_lock_command(&o, &err);
+                dl_mirrors_free(&o.mirrors);
+                if (rc)
+                        dl_log(DL_LOG_ERROR, "%s", err.msg);
                 return rc;
         }
         struct dl_build_result res;
@@ -173,6 +220,10 @@ int main(int argc, char **argv)
                 return 0;
         }
         if (!strcmp(argv[1], "build"))
-                return cmd_build(argc - 1, argv + 1);
+                return run_command(CMD_BUILD, argc - 1, argv + 1);
+        if (!strcmp(argv[1], "lock"))
+                return run_command(CMD_LOCK, argc - 1, argv + 1);
+        if (!strcmp(argv[1], "why"))
+                return run_command(CMD_WHY, argc - 1, argv + 1);
         return usage_error("unknown command %s", argv[1]);
 }

@@ -54,7 +54,7 @@ static char *dump(json_t *j)
         return s;
 }
 
-static char *config_json(const struct dl_oci_input *in)
+static char *config_json(const struct dl_oci_input *in, const struct dl_oci_image *im)
 {
         const struct dl_image *img = &in->spec->image;
         const char *arch, *variant;
@@ -62,7 +62,7 @@ static char *config_json(const struct dl_oci_input *in)
         json_t *root = json_object(), *cfg = json_object(), *env = json_array();
         bool has_path = dl_keyvals_get(&img->env, "PATH") != NULL;
 
-        dl_oci_platform(in->arch, &arch, &variant);
+        dl_oci_platform(im->arch, &arch, &variant);
         dl_format_rfc3339(in->epoch, created);
         if (!has_path)
                 json_array_append_new(env, json_string("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
@@ -71,8 +71,8 @@ static char *config_json(const struct dl_oci_input *in)
                 json_array_append_new(env, json_string(kv));
                 free(kv);
         }
-        for (size_t i = 0; in->extra_env && i < in->extra_env->n; i++) {
-                char *kv = dl_asprintf("%s=%s", in->extra_env->v[i].key, in->extra_env->v[i].value);
+        for (size_t i = 0; im->extra_env && i < im->extra_env->n; i++) {
+                char *kv = dl_asprintf("%s=%s", im->extra_env->v[i].key, im->extra_env->v[i].value);
                 json_array_append_new(env, json_string(kv));
                 free(kv);
         }
@@ -109,7 +109,7 @@ static char *config_json(const struct dl_oci_input *in)
         json_object_set_new(root, "created", json_string(created));
         json_object_set_new(root, "config", cfg);
         json_t *rootfs = json_object(), *ids = json_array();
-        char *diff = dl_asprintf("sha256:%s", in->layer->diff_id);
+        char *diff = dl_asprintf("sha256:%s", im->layer->diff_id);
         json_array_append_new(ids, json_string(diff));
         free(diff);
         json_object_set_new(rootfs, "type", json_string("layers"));
@@ -117,7 +117,7 @@ static char *config_json(const struct dl_oci_input *in)
         json_object_set_new(root, "rootfs", rootfs);
         json_t *hist = json_array(), *h = json_object();
         char *by = dl_asprintf("distill build (%s)", in->spec->name);
-        char *comment = dl_asprintf("%zu Debian packages", in->n_packages);
+        char *comment = dl_asprintf("%zu Debian packages", im->n_packages);
         json_object_set_new(h, "created", json_string(created));
         json_object_set_new(h, "created_by", json_string(by));
         json_object_set_new(h, "comment", json_string(comment));
@@ -195,124 +195,204 @@ static int add_member(struct archive *a, struct archive_entry *e, const struct m
         return rc;
 }
 
-int dl_oci_write(const struct dl_oci_input *in, const char *output, struct dl_oci_result *out,
-                 struct dl_error *err)
+/* The config and manifest of one platform, as blobs. */
+struct platform_blobs {
+        char *config;
+        char config_hex[DL_SHA256_HEX];
+        char *manifest;
+        char manifest_hex[DL_SHA256_HEX];
+};
+
+static void make_platform(const struct dl_oci_input *in, const struct dl_oci_image *im,
+                          struct platform_blobs *out)
 {
-        const char *arch, *variant;
-        char *config = config_json(in);
-        char config_hex[DL_SHA256_HEX], manifest_hex[DL_SHA256_HEX];
-        int rc = DL_OK;
-
-        memset(out, 0, sizeof *out);
-        dl_oci_platform(in->arch, &arch, &variant);
-        dl_sha256_hex(config, strlen(config), config_hex);
-
-        json_t *manifest = json_object(), *layers = json_array(), *ann = json_object();
         char created[32];
+        out->config = config_json(in, im);
+        dl_sha256_hex(out->config, strlen(out->config), out->config_hex);
+        json_t *manifest = json_object(), *layers = json_array(), *ann = json_object();
         dl_format_rfc3339(in->epoch, created);
         json_object_set_new(manifest, "schemaVersion", json_integer(2));
         json_object_set_new(manifest, "mediaType", json_string(MT_MANIFEST));
-        json_object_set_new(manifest, "config", descriptor(MT_CONFIG, config_hex, strlen(config)));
-        json_array_append_new(layers, descriptor(MT_LAYER_GZIP, in->layer->digest, in->layer->size));
+        json_object_set_new(manifest, "config",
+                            descriptor(MT_CONFIG, out->config_hex, strlen(out->config)));
+        json_array_append_new(layers, descriptor(MT_LAYER_GZIP, im->layer->digest, im->layer->size));
         json_object_set_new(manifest, "layers", layers);
         json_object_set_new(ann, "org.opencontainers.image.created", json_string(created));
         json_object_set_new(manifest, "annotations", ann);
-        char *manifest_s = dump(manifest);
+        out->manifest = dump(manifest);
         json_decref(manifest);
-        dl_sha256_hex(manifest_s, strlen(manifest_s), manifest_hex);
+        dl_sha256_hex(out->manifest, strlen(out->manifest), out->manifest_hex);
+}
 
-        json_t *index = json_object(), *mans = json_array();
-        json_t *md = descriptor(MT_MANIFEST, manifest_hex, strlen(manifest_s));
-        json_t *platform = json_object(), *mann = json_object();
+static json_t *manifest_descriptor(const struct dl_oci_image *im, const struct platform_blobs *b)
+{
+        const char *arch, *variant;
+        json_t *md = descriptor(MT_MANIFEST, b->manifest_hex, strlen(b->manifest));
+        json_t *platform = json_object();
+        dl_oci_platform(im->arch, &arch, &variant);
         json_object_set_new(platform, "architecture", json_string(arch));
         json_object_set_new(platform, "os", json_string("linux"));
         if (variant)
                 json_object_set_new(platform, "variant", json_string(variant));
         json_object_set_new(md, "platform", platform);
-        json_object_set_new(mann, "org.opencontainers.image.ref.name", json_string(in->ref));
-        json_object_set_new(md, "annotations", mann);
-        json_array_append_new(mans, md);
+        return md;
+}
+
+static void add_ref(json_t *descriptor_json, const char *ref)
+{
+        json_t *ann = json_object();
+        json_object_set_new(ann, "org.opencontainers.image.ref.name", json_string(ref));
+        json_object_set_new(descriptor_json, "annotations", ann);
+}
+
+static json_t *index_of(json_t *manifests)
+{
+        json_t *index = json_object();
         json_object_set_new(index, "schemaVersion", json_integer(2));
         json_object_set_new(index, "mediaType", json_string(MT_INDEX));
-        json_object_set_new(index, "manifests", mans);
-        char *index_s = dump(index);
-        json_decref(index);
+        json_object_set_new(index, "manifests", manifests);
+        return index;
+}
 
-        /* docker load reads manifest.json; its paths point at the OCI blobs. */
-        json_t *docker = json_array(), *entry = json_object(), *tags = json_array(),
-               *dlayers = json_array();
-        char *config_path = dl_asprintf("blobs/sha256/%s", config_hex);
-        char *layer_path = dl_asprintf("blobs/sha256/%s", in->layer->digest);
-        json_object_set_new(entry, "Config", json_string(config_path));
-        json_array_append_new(tags, json_string(in->ref));
-        json_object_set_new(entry, "RepoTags", tags);
-        json_array_append_new(dlayers, json_string(layer_path));
-        json_object_set_new(entry, "Layers", dlayers);
-        json_array_append_new(docker, entry);
-        char *docker_s = dump(docker);
-        json_decref(docker);
+static void push_member(struct member **v, size_t *n, char *name, const char *data, size_t len,
+                        const char *file, uint64_t file_size)
+{
+        *v = dl_realloc(*v, (*n + 1) * sizeof **v);
+        (*v)[(*n)++] = (struct member){name, data, len, file, file_size};
+}
 
-        const char *layout = "{\"imageLayoutVersion\":\"1.0.0\"}";
-        char *manifest_path = dl_asprintf("blobs/sha256/%s", manifest_hex);
-        struct member members[] = {
-                {dl_strdup("blobs/"), NULL, 0, NULL, 0},
-                {dl_strdup("blobs/sha256/"), NULL, 0, NULL, 0},
-                {dl_strdup(config_path), config, strlen(config), NULL, 0},
-                {dl_strdup(manifest_path), manifest_s, strlen(manifest_s), NULL, 0},
-                {dl_strdup(layer_path), NULL, 0, in->layer_path, in->layer->size},
-                {dl_strdup("index.json"), index_s, strlen(index_s), NULL, 0},
-                {dl_strdup("manifest.json"), docker_s, strlen(docker_s), NULL, 0},
-                {dl_strdup("oci-layout"), layout, strlen(layout), NULL, 0},
-        };
-        size_t n_members = sizeof members / sizeof members[0];
-        qsort(members, n_members, sizeof members[0], compare_members);
-
+static int write_tar(const char *output, struct member *members, size_t n, long long epoch,
+                     uint64_t *size, struct dl_error *err)
+{
         char *tmp = dl_asprintf("%s.tmp-XXXXXX", output);
         int fd = mkstemp(tmp);
-        struct archive *a = NULL;
-        struct archive_entry *e = NULL;
+        int rc = DL_OK;
         if (fd < 0) {
                 rc = dl_fail_errno(err, errno, "cannot create the output next to", output);
-                goto out;
+                free(tmp);
+                return rc;
         }
-        a = archive_write_new();
-        e = archive_entry_new();
+        struct archive *a = archive_write_new();
+        struct archive_entry *e = archive_entry_new();
         archive_write_set_format_pax_restricted(a);
         if (archive_write_open_fd(a, fd) != ARCHIVE_OK)
                 rc = dl_fail(err, DL_EIO, "cannot write %s: %s", tmp, archive_error_string(a));
-        for (size_t i = 0; i < n_members && rc == DL_OK; i++)
-                rc = add_member(a, e, &members[i], in->epoch, err);
+        for (size_t i = 0; i < n && rc == DL_OK; i++) {
+                /* Two platforms can share a blob; the tar holds it once. */
+                if (i > 0 && !strcmp(members[i].name, members[i - 1].name))
+                        continue;
+                rc = add_member(a, e, &members[i], epoch, err);
+        }
         if (rc == DL_OK && archive_write_close(a) != ARCHIVE_OK)
                 rc = dl_fail(err, DL_EIO, "cannot write %s: %s", tmp, archive_error_string(a));
+        /* Freeing flushes buffered blocks unless the archive is marked failed; either way
+         * it must happen while fd is still open. */
+        if (rc)
+                archive_write_fail(a);
+        archive_write_free(a);
+        archive_entry_free(e);
         if (rc == DL_OK && fchmod(fd, 0644) != 0)
                 rc = dl_fail_errno(err, errno, "cannot set the mode of", tmp);
         if (rc == DL_OK && fsync(fd) != 0)
                 rc = dl_fail_errno(err, errno, "cannot write", tmp);
         struct stat st;
         if (rc == DL_OK && fstat(fd, &st) == 0)
-                out->size = (uint64_t)st.st_size;
+                *size = (uint64_t)st.st_size;
         if (close(fd) != 0 && rc == DL_OK)
                 rc = dl_fail_errno(err, errno, "cannot write", tmp);
         if (rc == DL_OK && rename(tmp, output) != 0)
                 rc = dl_fail_errno(err, errno, "cannot rename the image to", output);
         if (rc)
                 unlink(tmp);
-out:
-        if (a)
-                archive_write_free(a);
-        if (e)
-                archive_entry_free(e);
-        for (size_t i = 0; i < n_members; i++)
-                free(members[i].name);
-        memcpy(out->manifest_digest, manifest_hex, sizeof manifest_hex);
-        memcpy(out->config_digest, config_hex, sizeof config_hex);
         free(tmp);
-        free(manifest_path);
+        return rc;
+}
+
+int dl_oci_write(const struct dl_oci_input *in, const char *output, struct dl_oci_result *out,
+                 struct dl_error *err)
+{
+        struct dl_oci_image single = {in->arch, in->layer_path, in->layer, in->n_packages,
+                                      in->extra_env};
+        const struct dl_oci_image *images = in->n_images ? in->images : &single;
+        size_t n_images = in->n_images ? in->n_images : 1;
+        size_t docker = in->n_images ? in->docker_image : 0;
+        struct platform_blobs *blobs = dl_calloc(n_images, sizeof *blobs);
+        struct member *members = NULL;
+        size_t n_members = 0;
+        char *index_s = NULL, *nested_s = NULL, *docker_s = NULL;
+        char top_hex[DL_SHA256_HEX];
+        int rc;
+
+        memset(out, 0, sizeof *out);
+        for (size_t i = 0; i < n_images; i++) {
+                make_platform(in, &images[i], &blobs[i]);
+                push_member(&members, &n_members, dl_asprintf("blobs/sha256/%s", blobs[i].config_hex),
+                            blobs[i].config, strlen(blobs[i].config), NULL, 0);
+                push_member(&members, &n_members, dl_asprintf("blobs/sha256/%s", blobs[i].manifest_hex),
+                            blobs[i].manifest, strlen(blobs[i].manifest), NULL, 0);
+                push_member(&members, &n_members, dl_asprintf("blobs/sha256/%s", images[i].layer->digest),
+                            NULL, 0, images[i].layer_path, images[i].layer->size);
+        }
+        json_t *top;
+        if (in->n_images == 0) {
+                top = manifest_descriptor(&images[0], &blobs[0]);
+                memcpy(top_hex, blobs[0].manifest_hex, sizeof top_hex);
+        } else {
+                json_t *mans = json_array();
+                for (size_t i = 0; i < n_images; i++)
+                        json_array_append_new(mans, manifest_descriptor(&images[i], &blobs[i]));
+                json_t *nested = index_of(mans);
+                nested_s = dump(nested);
+                json_decref(nested);
+                dl_sha256_hex(nested_s, strlen(nested_s), top_hex);
+                top = descriptor(MT_INDEX, top_hex, strlen(nested_s));
+                push_member(&members, &n_members, dl_asprintf("blobs/sha256/%s", top_hex), nested_s,
+                            strlen(nested_s), NULL, 0);
+        }
+        add_ref(top, in->ref);
+        json_t *mans = json_array();
+        json_array_append_new(mans, top);
+        json_t *index = index_of(mans);
+        index_s = dump(index);
+        json_decref(index);
+
+        /* docker load reads manifest.json; its paths point at the OCI blobs. */
+        json_t *docker_json = json_array(), *entry = json_object(), *tags = json_array(),
+               *dlayers = json_array();
+        char *config_path = dl_asprintf("blobs/sha256/%s", blobs[docker].config_hex);
+        char *layer_path = dl_asprintf("blobs/sha256/%s", images[docker].layer->digest);
+        json_object_set_new(entry, "Config", json_string(config_path));
+        json_array_append_new(tags, json_string(in->ref));
+        json_object_set_new(entry, "RepoTags", tags);
+        json_array_append_new(dlayers, json_string(layer_path));
+        json_object_set_new(entry, "Layers", dlayers);
+        json_array_append_new(docker_json, entry);
+        docker_s = dump(docker_json);
+        json_decref(docker_json);
         free(config_path);
         free(layer_path);
-        free(config);
-        free(manifest_s);
+
+        static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
+        push_member(&members, &n_members, dl_strdup("blobs/"), NULL, 0, NULL, 0);
+        push_member(&members, &n_members, dl_strdup("blobs/sha256/"), NULL, 0, NULL, 0);
+        push_member(&members, &n_members, dl_strdup("index.json"), index_s, strlen(index_s), NULL, 0);
+        push_member(&members, &n_members, dl_strdup("manifest.json"), docker_s, strlen(docker_s), NULL, 0);
+        push_member(&members, &n_members, dl_strdup("oci-layout"), layout, strlen(layout), NULL, 0);
+        qsort(members, n_members, sizeof *members, compare_members);
+        rc = write_tar(output, members, n_members, in->epoch, &out->size, err);
+
+        memcpy(out->manifest_digest, top_hex, sizeof top_hex);
+        memcpy(out->config_digest, blobs[docker].config_hex, sizeof out->config_digest);
+        for (size_t i = 0; i < n_members; i++)
+                free(members[i].name);
+        free(members);
+        for (size_t i = 0; i < n_images; i++) {
+                free(blobs[i].config);
+                free(blobs[i].manifest);
+        }
+        free(blobs);
         free(index_s);
+        free(nested_s);
         free(docker_s);
         return rc;
 }

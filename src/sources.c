@@ -160,6 +160,7 @@ void dl_release_free(struct dl_release *r)
         free(r->origin);
         free(r->suite);
         free(r->codename);
+        free(r->spec_suite);
         dl_strlist_free(&r->architectures);
         for (size_t i = 0; i < r->n_files; i++) {
                 free(r->files[i].path);
@@ -290,7 +291,7 @@ static int fetch_index(const char *base, const char *suite, const struct dl_rele
 {
         int rc = DL_OK;
 
-        if (!dl_cache_has(o->cache, f->sha256)) {
+        if (!dl_cache_valid(o->cache, f->sha256)) {
                 char *tmp = dl_cache_tmp_path(o->cache);
                 char *dir = dl_dirname(f->path);
                 char *urls[2] = {NULL, NULL};
@@ -309,9 +310,14 @@ static int fetch_index(const char *base, const char *suite, const struct dl_rele
                         free(job.error);
                         /* A mirror may advertise by-hash without carrying the files, or
                          * carry a canonical file newer than the Release: try the other. */
-                        if (rc == DL_OK || i + 1 == n)
+                        if (rc == DL_OK)
                                 break;
-                        dl_debug("%s: %s; trying %s", what, err->msg, urls[i + 1]);
+                        if (i + 1 == n) {
+                                if (n > 1)
+                                        dl_error_wrap(err, "%s (the by-hash copy failed too)", what);
+                                break;
+                        }
+                        dl_info("%s: %s; trying %s", what, err->msg, urls[i + 1]);
                 }
                 free(urls[0]);
                 free(urls[1]);
@@ -327,11 +333,15 @@ static int fetch_index(const char *base, const char *suite, const struct dl_rele
 }
 
 static void add_index(struct dl_sources *s, const char *path, int source, const char *suite,
-                      const char *component)
+                      const char *component, const struct dl_release_file *f)
 {
         s->indexes = dl_realloc(s->indexes, (s->n_indexes + 1) * sizeof *s->indexes);
-        s->indexes[s->n_indexes++] = (struct dl_index){dl_strdup(path), source, dl_strdup(suite),
-                                                       dl_strdup(component)};
+        s->indexes[s->n_indexes++] = (struct dl_index){.path = dl_strdup(path),
+                                                       .source = source,
+                                                       .suite = dl_strdup(suite),
+                                                       .component = dl_strdup(component),
+                                                       .release_path = dl_strdup(f->path),
+                                                       .sha256 = dl_strdup(f->sha256)};
 }
 
 /* Load the indexes of one component: binary-ARCH, plus binary-all when the Release
@@ -371,7 +381,7 @@ static int load_component(const struct dl_source *src, int source_index, const c
                 char *dest = dl_asprintf("%s/%zu-Packages", workdir, out->n_indexes);
                 int rc = fetch_index(base, suite, f, rel->by_hash, what, o, dest, err);
                 if (rc == DL_OK)
-                        add_index(out, dest, source_index, suite, component);
+                        add_index(out, dest, source_index, suite, component, f);
                 free(dest);
                 free(what);
                 if (rc)
@@ -401,6 +411,8 @@ int dl_sources_load(const struct dl_spec *spec, const char *arch,
                         rc = fetch_release(src, suite, base, o, rel, err);
                         if (rc)
                                 break;
+                        rel->source = (int)i;
+                        rel->spec_suite = dl_strdup(suite);
                         out->n_releases++;
                         if (rel->date > out->newest_date)
                                 out->newest_date = rel->date;
@@ -422,6 +434,8 @@ void dl_sources_free(struct dl_sources *s)
                 free((char *)s->indexes[i].path);
                 free((char *)s->indexes[i].suite);
                 free((char *)s->indexes[i].component);
+                free((char *)s->indexes[i].release_path);
+                free((char *)s->indexes[i].sha256);
         }
         free(s->indexes);
         for (size_t i = 0; i < s->n_releases; i++)

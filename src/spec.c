@@ -545,6 +545,69 @@ static int parse_image(struct parser *p, const yaml_node_t *n, struct dl_image *
         return DL_OK;
 }
 
+/* Entries are names, or {name: N, architectures: [..]} for a package that only
+ * some architectures have. */
+static int parse_packages(struct parser *p, const yaml_node_t *n, struct dl_spec *spec)
+{
+        static const char *const keys[] = {"name", "architectures", NULL};
+        if (n->type != YAML_SEQUENCE_NODE)
+                return fail_at(p, n, "packages: expected a list of package names, found %s",
+                               node_kind(n));
+        for (size_t i = 0; i < seq_count(n); i++) {
+                yaml_node_t *e = node(p, n->data.sequence.items.start[i]);
+                char *name = NULL;
+                int f[2], rc;
+                if (e->type != YAML_MAPPING_NODE) {
+                        if ((rc = want_string(p, e, "packages", &name)))
+                                return rc;
+                        dl_strlist_push_owned(&spec->packages, name);
+                        continue;
+                }
+                if ((rc = check_mapping(p, e, "packages entry", keys, f)))
+                        return rc;
+                if (!f[0])
+                        return missing(p, e, "packages entry", "name");
+                if (!f[1])
+                        return missing(p, e, "packages entry", "architectures");
+                struct dl_strlist archs = {0};
+                if ((rc = want_string(p, node(p, f[0]), "name", &name)) ||
+                    (rc = want_list(p, node(p, f[1]), "architectures", &archs))) {
+                        free(name);
+                        dl_strlist_free(&archs);
+                        return rc;
+                }
+                struct dl_buf joined = {0};
+                for (size_t k = 0; k < archs.n; k++)
+                        dl_buf_printf(&joined, "%s%s", k ? " " : "", archs.v[k]);
+                spec->package_archs.v = dl_realloc(spec->package_archs.v,
+                                                   (spec->package_archs.n + 1) * sizeof *spec->package_archs.v);
+                spec->package_archs.v[spec->package_archs.n++] =
+                        (struct dl_keyval){dl_strdup(name), dl_strdup(dl_buf_str(&joined))};
+                dl_strlist_push_owned(&spec->packages, name);
+                dl_buf_free(&joined);
+                dl_strlist_free(&archs);
+        }
+        return DL_OK;
+}
+
+void dl_spec_packages_for(const struct dl_spec *spec, const char *arch, struct dl_strlist *out)
+{
+        for (size_t i = 0; i < spec->packages.n; i++) {
+                const char *limit = dl_keyvals_get(&spec->package_archs, spec->packages.v[i]);
+                bool ok = !limit;
+                if (limit) {
+                        char *copy = dl_strdup(limit), *save = NULL;
+                        for (char *t = strtok_r(copy, " ", &save); t && !ok; t = strtok_r(NULL, " ", &save))
+                                ok = !strcmp(t, arch);
+                        free(copy);
+                }
+                if (ok)
+                        dl_strlist_push(out, spec->packages.v[i]);
+        }
+}
+
+static void keyvals_free(struct dl_keyvals *kv);
+
 static int parse_root(struct parser *p, const yaml_node_t *root, struct dl_spec *spec)
 {
         static const char *const keys[] = {"name",     "sources",   "architectures", "packages",
@@ -580,7 +643,7 @@ static int parse_root(struct parser *p, const yaml_node_t *root, struct dl_spec 
                 if (!valid_name(spec->architectures.v[i]))
                         return fail_at(p, node(p, f[ARCHS]), "architectures: invalid architecture %s",
                                        spec->architectures.v[i]);
-        if ((rc = want_list(p, node(p, f[PACKAGES]), "packages", &spec->packages)))
+        if ((rc = parse_packages(p, node(p, f[PACKAGES]), spec)))
                 return rc;
         if (spec->packages.n == 0)
                 return fail_at(p, node(p, f[PACKAGES]), "packages: expected at least one package");
@@ -689,6 +752,7 @@ void dl_spec_free(struct dl_spec *spec)
         free(spec->sources);
         dl_strlist_free(&spec->architectures);
         dl_strlist_free(&spec->packages);
+        keyvals_free(&spec->package_archs);
         dl_strlist_free(&spec->exclude);
         dl_strlist_free(&spec->allow_overwrite);
         for (size_t i = 0; i < spec->n_groups; i++)

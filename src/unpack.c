@@ -379,8 +379,10 @@ static int unpack_hardlink(struct dl_unpack_context *ctx, int owner, struct arch
 {
         struct dl_fstree *t = ctx->tree;
         char *target = dl_fstree_normalize(archive_entry_hardlink(e), ctx->merged_usr, what, err);
-        if (!target)
+        if (!target) {
+                dl_error_wrap(err, "hard link /%s", path);
                 return err->code;
+        }
         const struct dl_node *tn = dl_fstree_get(t, target);
         if (!tn || tn->removed || tn->type != DL_NODE_FILE || tn->owner != owner) {
                 int rc = dl_fail(err, DL_EPACKAGE, "%s: the hardlink /%s points at /%s, which is not a regular file earlier in the same package",

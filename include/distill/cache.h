@@ -19,6 +19,9 @@ void dl_cache_close(struct dl_cache *c);
 /* The path an entry has (whether or not it exists). Caller frees. */
 char *dl_cache_path(const struct dl_cache *c, const char *sha256);
 bool dl_cache_has(const struct dl_cache *c, const char *sha256);
+/* Whether the entry exists and its contents still match its name. A corrupt entry
+ * is reported, removed, and counts as missing. */
+bool dl_cache_valid(const struct dl_cache *c, const char *sha256);
 /* A new temporary path inside the cache, on the same file system as the entries. */
 char *dl_cache_tmp_path(const struct dl_cache *c);
 /* Check tmp against sha256 (and size unless it is UINT64_MAX), then rename it into

@@ -16,6 +16,7 @@ enum dl_code {
         DL_ERESOLVE = 6,  /* the package set cannot be satisfied */
         DL_EPACKAGE = 7,  /* a package's contents are unsafe or conflict with another */
         DL_EIO = 8,       /* reading or writing a local file failed */
+        DL_ESTALE = 9,    /* the lock file is missing or does not match the spec */
 };
 
 struct dl_error {

@@ -3,6 +3,7 @@
 #ifndef DISTILL_FETCH_H
 #define DISTILL_FETCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "distill/cache.h"
@@ -18,9 +19,11 @@ struct dl_fetch_stats {
         unsigned long long bytes;
 };
 
+/* Make every package's .deb present and valid in the cache. With offline set,
+ * download nothing and fail listing every file the cache lacks. */
 int dl_fetch_packages(const struct dl_spec *spec, const struct dl_mirrors *mirrors,
                       const struct dl_http_options *http, struct dl_cache *cache,
-                      const struct dl_package *pkgs, size_t n, struct dl_fetch_stats *stats,
-                      struct dl_error *err);
+                      const struct dl_package *pkgs, size_t n, bool offline,
+                      struct dl_fetch_stats *stats, struct dl_error *err);
 
 #endif

@@ -11,8 +11,24 @@
 #include "distill/spec.h"
 #include "distill/util.h"
 
+/* One platform's image: its layer and what its config needs. */
+struct dl_oci_image {
+        const char *arch; /* Debian architecture */
+        const char *layer_path;
+        const struct dl_layer *layer;
+        size_t n_packages;
+        const struct dl_keyvals *extra_env;
+};
+
 struct dl_oci_input {
         const struct dl_spec *spec;
+        /* Several platforms: index.json points at an image index listing one manifest
+         * per platform, and manifest.json lists images[docker_image]. With n_images 0
+         * the single-platform fields below are used and index.json lists the manifest
+         * itself. */
+        const struct dl_oci_image *images;
+        size_t n_images;
+        size_t docker_image;
         const char *arch;       /* Debian architecture */
         const char *ref;        /* NAME:TAG */
         const char *user;       /* numeric "uid:gid", or NULL */

@@ -15,6 +15,8 @@ struct dl_index {
         int source; /* index into the spec's sources; copied into each package */
         const char *suite;
         const char *component;
+        const char *release_path; /* as the Release lists it: main/binary-amd64/Packages.xz */
+        const char *sha256;       /* of that file, from the signed Release */
 };
 
 struct dl_resolve_request {

@@ -102,6 +102,8 @@ struct dl_spec {
         size_t n_sources;
         struct dl_strlist architectures;
         struct dl_strlist packages;
+        /* packages written as {name: N, architectures: [..]}: N is built only there */
+        struct dl_keyvals package_archs; /* name -> space-separated architectures */
         struct dl_strlist exclude;
         bool merged_usr;               /* true unless the spec says false */
         struct dl_strlist allow_overwrite; /* path globs two packages may both ship */
@@ -128,5 +130,9 @@ int dl_spec_parse(const char *name, const char *text, size_t len, struct dl_spec
 void dl_spec_free(struct dl_spec *spec);
 
 const char *dl_keyvals_get(const struct dl_keyvals *kv, const char *key);
+
+/* The packages to install for arch: all of packages except those limited to
+ * other architectures. */
+void dl_spec_packages_for(const struct dl_spec *spec, const char *arch, struct dl_strlist *out);
 
 #endif

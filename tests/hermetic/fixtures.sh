@@ -66,8 +66,8 @@ finish_package() {
         for old in "$@"; do
                 touch -h -d "@$FX_OLD_MTIME" "$dir/$old"
         done
-        # dpkg-deb clamps mtimes to SOURCE_DATE_EPOCH, or to the current time when it is
-        # unset; the future mtime must reach the .deb for distill to clamp it.
+        # dpkg-deb clamps mtimes to SOURCE_DATE_EPOCH, or to the current time when it
+        # is unset. Setting it to the future mtime lets that mtime reach the .deb.
         SOURCE_DATE_EPOCH=$FX_FUTURE_MTIME dpkg-deb --root-owner-group -Z"$compression" \
                 --build "$dir" "$out" >/dev/null
 }
@@ -168,8 +168,8 @@ build_clash_packages() {
 
 # raw_deb SRC OUT.deb NAME ENTRY...
 # Assemble a .deb by hand (ar members debian-binary, control.tar.xz, data.tar.xz in
-# that order) whose data.tar holds the evil_tar.py ENTRYs, which dpkg-deb would not
-# produce from a directory.
+# that order) whose data.tar contains the evil_tar.py ENTRYs, which dpkg-deb would
+# not produce from a directory.
 raw_deb() {
         local src=$1 out=$2 name=$3
         shift 3
@@ -316,5 +316,53 @@ build_repository() {
         (cd "$root" && apt-ftparchive packages pool) >"$index/Packages" 2>/dev/null
         compress_packages "$index"
         write_release "$dist"
+        sign_release "$home" "$fpr" "$dist"
+}
+
+# write_release_archs DISTDIR ARCH...: like write_release, but the Release lists the
+# given architectures in its Architectures field.
+write_release_archs() {
+        local dist=$1
+        shift
+        (
+                cd "$dist"
+                apt-ftparchive \
+                        -o APT::FTPArchive::Release::Origin=distill-hermetic \
+                        -o APT::FTPArchive::Release::Label=distill-hermetic \
+                        -o APT::FTPArchive::Release::Suite="$FX_SUITE" \
+                        -o APT::FTPArchive::Release::Codename="$FX_SUITE" \
+                        -o APT::FTPArchive::Release::Date="$FX_RELEASE_DATE" \
+                        -o APT::FTPArchive::Release::Architectures="$*" \
+                        -o APT::FTPArchive::Release::Components=main \
+                        -o APT::FTPArchive::Release::Acquire-By-Hash=yes \
+                        -o APT::FTPArchive::Release::Description='distill hermetic fixture' \
+                        release . >../Release.new
+        )
+        mv "$dist/../Release.new" "$dist/Release"
+        add_by_hash "$dist"
+}
+
+# build_multiarch_repository ROOT DEBSDIR GNUPGHOME FPR ARCH...
+# Like build_repository, but with one main/binary-ARCH/Packages per ARCH. Each index
+# lists the pool files named *_ARCH.deb and *_all.deb (apt-ftparchive --arch), so the
+# .deb file names in DEBSDIR must end in _ARCH.deb or _all.deb.
+build_multiarch_repository() {
+        local root=$1 debs=$2 home=$3 fpr=$4
+        shift 4
+        local deb name pool arch index
+        for deb in "$debs"/*.deb; do
+                name=$(dpkg-deb -f "$deb" Package)
+                pool=$root/pool/main/${name:0:1}/$name
+                mkdir -p "$pool"
+                cp "$deb" "$pool/"
+        done
+        local dist=$root/dists/$FX_SUITE
+        for arch in "$@"; do
+                index=$dist/main/binary-$arch
+                mkdir -p "$index"
+                (cd "$root" && apt-ftparchive --arch "$arch" packages pool) >"$index/Packages" 2>/dev/null
+                compress_packages "$index"
+        done
+        write_release_archs "$dist" "$@"
         sign_release "$home" "$fpr" "$dist"
 }

@@ -130,7 +130,7 @@ class Image:
 
 
 def extract_layout(image, root):
-    """Extract the image tarball into root. An OCI layout holds only directories and
+    """Extract the image tarball into root. An OCI layout contains only directories and
     regular files, so any other entry, an absolute name or a ".." fails the check.
     (TarFile.extractall's filter argument would do this, but Debian 12's Python 3.11.2
     predates it.)"""
@@ -148,7 +148,7 @@ def extract_layout(image, root):
                     dst.write(src.read())
             else:
                 fail(f"{image}: entry {member.name!r} is a {TYPE_NAMES.get(member.type, member.type)}; "
-                     "an OCI layout holds only directories and regular files")
+                     "an OCI layout contains only directories and regular files")
 
 
 def cmd_unpack(args):
@@ -292,8 +292,8 @@ def path_components(name):
 
 
 def cmd_sorted(args):
-    """Entries sorted by path: byte order of the whole name, or component by component
-    (GNU tar --sort=name order); both are deterministic."""
+    """Entries sorted by path, in byte order of the whole name or component by
+    component (the order of GNU tar --sort=name). Both orders are deterministic."""
     names = [normalize(m.name) for m in Image(args.dir).members()]
     if names == sorted(names, key=str.encode):
         print("order: byte order of the whole path")
@@ -368,7 +368,7 @@ def cmd_empty_below(args):
         fail(f"entries below /{prefix}: " + ", ".join(f"/{name}" for name in inside[:10]))
 
 
-def cmd_no_glob(args):
+def cmd_no_name_containing(args):
     """No entry directly inside DIRECTORY whose base name contains TEXT."""
     directory = normalize(args.directory)
     for member in Image(args.dir).members():
@@ -571,7 +571,7 @@ def main():
         ("--target", {}), ("--mtime", {"type": int}))
     add("absent", cmd_absent, "dir", ("paths", {"nargs": "+"}))
     add("empty-below", cmd_empty_below, "dir", "path")
-    add("no-name-containing", cmd_no_glob, "dir", "directory", "text")
+    add("no-name-containing", cmd_no_name_containing, "dir", "directory", "text")
     add("hardlink-pair", cmd_hardlink_pair, "dir", "first", "second")
     add("contains", cmd_contains, "dir", "path", ("texts", {"nargs": "+"}))
     add("lacks", cmd_lacks, "dir", "path", ("texts", {"nargs": "+"}))

@@ -228,11 +228,12 @@ if [ ! -x "$DISTILL" ]; then
 fi
 
 # ---------------------------------------------------------------------------
-# Build. No lock file exists next to the spec yet, so this resolves afresh.
+# Build. --no-lock resolves afresh: the committed lock pins versions that the
+# live mirror drops once they are superseded.
 
 image=$work/passbolt-fpm.tar
 # shellcheck disable=SC2086 # mirror_args is a list of "--mirror FROM=TO" words.
-"$DISTILL" build "$SPEC" -o "$image" --json $mirror_args >"$work/build.json" 2>"$work/build.log"
+"$DISTILL" build "$SPEC" --no-lock -o "$image" --json $mirror_args >"$work/build.json" 2>"$work/build.log"
 build_status=$?
 if [ "$build_status" -ne 0 ]; then
         fail "distill build exits 0 (exit $build_status)"
@@ -272,6 +273,31 @@ if ! skopeo copy -q "oci-archive:$image" "oci:$work/oci:latest" >"$work/skopeo.l
         finish
 fi
 pass "skopeo copies the oci-archive"
+
+# The arm64 platform: its php-fpm must be an AArch64 ELF file (e_machine 183).
+if grep -q '^architectures:.*arm64' "$SPEC"; then
+        if skopeo copy -q --override-arch arm64 "oci-archive:$image" "oci:$work/oci-arm64:arm64" >"$work/skopeo-arm64.log" 2>&1 &&
+                python3 - "$work/oci-arm64" >"$work/arm64.err" 2>&1 <<'PY'
+import json, os, struct, sys, tarfile
+layout = sys.argv[1]
+def blob(digest):
+    return os.path.join(layout, "blobs", *digest.split(":"))
+index = json.load(open(os.path.join(layout, "index.json")))
+manifest = json.load(open(blob(index["manifests"][0]["digest"])))
+config = json.load(open(blob(manifest["config"]["digest"])))
+assert config["architecture"] == "arm64", "config architecture is %r" % config["architecture"]
+with tarfile.open(blob(manifest["layers"][0]["digest"])) as t:
+    data = t.extractfile("usr/sbin/php-fpm8.2").read(20)
+assert data[:4] == b"\x7fELF", "usr/sbin/php-fpm8.2 is not an ELF file"
+machine = struct.unpack("<H", data[18:20])[0]
+assert machine == 183, "usr/sbin/php-fpm8.2 has e_machine %d, not 183 (AArch64)" % machine
+PY
+        then
+                pass "arm64 image holds an AArch64 php-fpm"
+        else
+                fail "arm64 image holds an AArch64 php-fpm: $(cat "$work/skopeo-arm64.log" "$work/arm64.err" | tail -3)"
+        fi
+fi
 
 bundle=$work/bundle
 if ! umoci unpack --image "$work/oci:latest" "$bundle" >"$work/umoci.log" 2>&1; then

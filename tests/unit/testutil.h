@@ -328,8 +328,18 @@ static inline void tu_sha256_hex(const void *data, size_t len, char out[65])
         out[64] = '\0';
 }
 
+/* Return whether s is 64 lowercase hex digits, the form of a sha256 digest. */
+static inline int tu_is_sha256_hex(const char *s)
+{
+        size_t n = 0;
+        for (; s[n]; n++)
+                if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+                        return 0;
+        return n == 64;
+}
+
 /* Decompress one gzip member with zlib into a malloc'd buffer and store its
- * length in *out_len. Fails the test when the data is not exactly one complete
+ * length in *out_len. Fail the test when the data is not exactly one complete
  * gzip member. */
 static inline unsigned char *tu_gunzip(const unsigned char *data, size_t len, size_t *out_len)
 {
@@ -370,7 +380,7 @@ static inline unsigned char *tu_gunzip(const unsigned char *data, size_t len, si
 }
 
 /* Parse a numeric tar header field: octal digits, or base-256 when the first
- * byte has its high bit set (the GNU and POSIX extension for large values). */
+ * byte has its high bit set (the GNU extension for large values). */
 static inline uint64_t tu_tar_number(const unsigned char *field, size_t width)
 {
         uint64_t v = 0;
@@ -389,9 +399,9 @@ static inline uint64_t tu_tar_number(const unsigned char *field, size_t width)
 }
 
 /* Return the next 512-byte tar header at *offset and advance *offset past the
- * header and its data, or return NULL at the end-of-archive zero block. Fails the
+ * header and its data, or return NULL at the end-of-archive zero block. Fail the
  * test when the stream ends early or a header checksum is wrong, so that a scan
- * never runs out of step with the headers. */
+ * cannot drift out of step with the headers. */
 static inline const unsigned char *tu_tar_next_header(const unsigned char *tar, size_t len,
                                                       size_t *offset)
 {

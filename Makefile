@@ -25,7 +25,7 @@ DEB_PACKAGES := build-essential pkg-config git \
 	dpkg-dev apt-utils gnupg gpgv debian-archive-keyring ca-certificates curl python3 \
 	xz-utils zstd bzip2 skopeo umoci podman runc libfcgi-bin util-linux iproute2 passwd
 
-.PHONY: all deps check unit hermetic live lock-check image image-locked clean format
+.PHONY: all deps check unit hermetic live lock-check sbom-check image image-locked clean format
 
 all: build/distill
 
@@ -57,6 +57,9 @@ deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (it calls apt-get install)" >&2; exit 1; fi
 	DEBIAN_FRONTEND=noninteractive apt-get update -q
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEB_PACKAGES)
+	@# The SBOM validator needs Node.js 20.18 or newer, which these machines ship;
+	@# Debian's nodejs (18) is the fallback where none is installed.
+	command -v node >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
 
 # Unit tests under the sanitizers; each test binary prints cmocka's summary.
 unit: $(UNIT_SRC:tests/unit/%.c=build/tests/%)
@@ -76,9 +79,18 @@ live: build/distill
 lock-check: build/distill
 	@for s in specs/*.yaml; do build/distill lock --check $$s || exit 1; done
 
+# The SBOM validator: the CycloneDX 1.5 schema from @cyclonedx/cyclonedx-library and
+# the SPDX 2.3 rules, run on the documents the unit test writes.
+SBOM_NODE := tests/sbom/node_modules/.package-lock.json
+$(SBOM_NODE): tests/sbom/package.json tests/sbom/package-lock.json
+	cd tests/sbom && npm ci --no-audit --no-fund
+
+sbom-check: build/tests/test_sbom $(SBOM_NODE)
+	node --test tests/sbom/validate.test.js
+
 # Every tier, with one summary line at the end.
-check: build/distill build/distill-san $(UNIT_SRC:tests/unit/%.c=build/tests/%)
-	tests/check.sh "$(MAKE) -s unit" $(HERMETIC) "$(MAKE) -s lock-check" tests/live/run.sh
+check: build/distill build/distill-san $(UNIT_SRC:tests/unit/%.c=build/tests/%) $(SBOM_NODE)
+	tests/check.sh "$(MAKE) -s unit" "$(MAKE) -s sbom-check" $(HERMETIC) "$(MAKE) -s lock-check" tests/live/run.sh
 
 # Build specs/passbolt-fpm.yaml through the Debian mirror apt on this machine uses,
 # resolving against the mirror's current state (image-locked uses the lock).
@@ -93,3 +105,5 @@ format:
 
 clean:
 	rm -rf build
+
+include fuzz/Makefile.inc

@@ -42,7 +42,7 @@ static void absolutize_keyrings(struct dl_spec *spec)
 {
         for (size_t i = 0; i < spec->n_sources; i++) {
                 char *k = spec->sources[i].keyring;
-                if (k[0] != '/') {
+                if (k && k[0] != '/') {
                         spec->sources[i].keyring = dl_path_join(spec->dir, k);
                         free(k);
                 }
@@ -168,6 +168,41 @@ static int build_open(struct build *b, const struct dl_build_options *o, struct 
         return DL_OK;
 }
 
+/* Refuse a Release older than the one the existing lock was made from: a mirror (or
+ * an attacker) replaying old, validly signed metadata would roll packages back to
+ * versions with known flaws. */
+static int check_replay(struct build *b, const struct dl_sources *src, struct dl_error *err)
+{
+        struct dl_lock lock;
+        bool missing;
+        struct dl_error ignored;
+        const struct dl_lock *l = b->have_lock ? &b->lock : NULL;
+        if (!l) {
+                if (dl_lock_read(b->lock_path, &b->spec, &lock, &missing, &ignored) != DL_OK)
+                        return DL_OK;
+                l = &lock;
+        }
+        int rc = DL_OK;
+        for (size_t i = 0; i < src->n_releases && rc == DL_OK; i++) {
+                const struct dl_release *r = &src->releases[i];
+                char *key = dl_asprintf("%s %s", b->spec.sources[r->source].url, r->spec_suite);
+                const char *locked = dl_keyvals_get(&l->release_dates, key);
+                long long then = locked ? atoll(locked) : -1;
+                if (r->date >= 0 && then >= 0 && r->date < then) {
+                        char was[32], now[32];
+                        dl_format_rfc3339(then, was);
+                        dl_format_rfc3339(r->date, now);
+                        rc = dl_fail(err, DL_EVERIFY, "source %s, suite %s: the Release is dated %s, older than the %s that %s was made from; the server may be replaying old metadata. Use an up-to-date mirror, or delete the lock to accept it",
+                                     b->spec.sources[r->source].url, r->spec_suite, now, was,
+                                     b->lock_path);
+                }
+                free(key);
+        }
+        if (l == &lock)
+                dl_lock_free(&lock);
+        return rc;
+}
+
 /* Read the indexes of every architecture and resolve each on its own. A package
  * that one architecture has and another lacks is named with both. */
 static int resolve_all(struct build *b, const struct dl_build_options *o, struct dl_error *err)
@@ -183,6 +218,8 @@ static int resolve_all(struct build *b, const struct dl_build_options *o, struct
                 rc = dl_mkdir_p(dir, 0700, err);
                 if (rc == DL_OK)
                         rc = dl_sources_load(&b->spec, pl->arch, &so, dir, &pl->sources, err);
+                if (rc == DL_OK)
+                        rc = check_replay(b, &pl->sources, err);
                 free(dir);
         }
         for (size_t i = 0; i < b->n_platforms && rc == DL_OK; i++) {
@@ -307,6 +344,7 @@ static int unpack_platform(struct build *b, struct platform *pl, struct dl_error
         char **replaces = dl_calloc(n, sizeof *replaces);
         struct dl_unpack_context ctx = {.tree = &pl->tree,
                                         .merged_usr = b->spec.merged_usr,
+                                        .max_file_size = b->spec.max_file_size,
                                         .allow_overwrite = &b->spec.allow_overwrite,
                                         .names = names,
                                         .versions = versions,
@@ -429,9 +467,27 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result,
         if (access(outdir, W_OK) != 0) {
                 rc = dl_fail_errno(err, errno, "cannot write the image into", outdir);
                 free(outdir);
+        if (o->sbom) {
+                char *sbom_dir = dl_dirname(o->sbom);
+                bool ok = access(sbom_dir, W_OK) == 0;
+                if (!ok)
+                        rc = dl_fail_errno(err, errno, "cannot write the SBOM into", sbom_dir);
+                free(sbom_dir);
+                if (!ok)
+                        goto out;
+        }
                 goto out;
         }
         free(outdir);
+        if (o->sbom) {
+                char *sbom_dir = dl_dirname(o->sbom);
+                bool ok = access(sbom_dir, W_OK) == 0;
+                if (!ok)
+                        rc = dl_fail_errno(err, errno, "cannot write the SBOM into", sbom_dir);
+                free(sbom_dir);
+                if (!ok)
+                        goto out;
+        }
         if (o->tag && !strchr(o->tag, ':'))
                 ref = dl_asprintf("%s:latest", o->tag);
         else
@@ -488,6 +544,21 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result,
         struct dl_oci_result or;
         rc = dl_oci_write(&oi, output, &or, err);
         free(images);
+        if (rc == DL_OK && o->sbom) {
+                struct dl_sbom_platform *sp = dl_calloc(b.n_platforms, sizeof *sp);
+                for (size_t i = 0; i < b.n_platforms; i++)
+                        sp[i] = (struct dl_sbom_platform){b.platforms[i].arch, b.platforms[i].res.packages,
+                                                          b.platforms[i].ctls, b.platforms[i].res.n_packages,
+                                                          &b.platforms[i].tree};
+                struct dl_sbom_input si = {&b.spec, ref, or.manifest_digest, epoch, sp, b.n_platforms};
+                rc = dl_sbom_write(&si, o->sbom_format, o->sbom, err);
+                free(sp);
+                /* The image and its SBOM go together: no image without the SBOM asked for. */
+                if (rc)
+                        unlink(output);
+                else
+                        dl_info("wrote the SBOM %s", o->sbom);
+        }
         if (rc == DL_OK) {
                 result->output = dl_strdup(output);
                 memcpy(result->manifest_digest, or.manifest_digest, sizeof or.manifest_digest);

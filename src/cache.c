@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "distill/cleanup.h"
 #include "distill/log.h"
 #include "distill/util.h"
 
@@ -84,9 +85,11 @@ char *dl_cache_tmp_path(const struct dl_cache *c)
         static unsigned counter;
         /* pid and a counter make the name unique among builds sharing the cache; the
          * rename into sha256/ is what other builds see. */
-        return dl_asprintf("%s/tmp/%ld-%u-%lx", c->dir, (long)getpid(),
-                           __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED),
-                           (unsigned long)random());
+        char *p = dl_asprintf("%s/tmp/%ld-%u-%lx", c->dir, (long)getpid(),
+                              __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED),
+                              (unsigned long)random());
+        dl_cleanup_add(p);
+        return p;
 }
 
 int dl_cache_commit(const struct dl_cache *c, const char *tmp, const char *sha256,
@@ -121,6 +124,7 @@ int dl_cache_commit(const struct dl_cache *c, const char *tmp, const char *sha25
                 rc = dl_fail_errno(err, errno, "cannot store the cache entry", dest);
                 unlink(tmp);
         }
+        dl_cleanup_forget(tmp);
         free(dest);
         return rc;
 }

@@ -1,6 +1,9 @@
 #include "distill/customize.h"
 
 #include <ctype.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,6 +277,72 @@ static int apply_symlinks(const struct dl_customize_input *in, struct dl_fstree 
         return DL_OK;
 }
 
+static int copy_source(const struct dl_customize_input *in, struct dl_fstree *t,
+                       const struct dl_file *f, const char *local, const char *rel,
+                       unsigned long uid, unsigned long gid, int depth, struct dl_error *err);
+
+/* Copy a local directory tree, entries in name order so the layer does not depend on
+ * the order readdir returns. */
+static int copy_tree(const struct dl_customize_input *in, struct dl_fstree *t,
+                     const struct dl_file *f, const char *local, const char *rel,
+                     unsigned long uid, unsigned long gid, int depth, struct dl_error *err)
+{
+        struct dl_strlist names = {0};
+        DIR *d = opendir(local);
+        int rc;
+        if (!d)
+                return dl_fail_errno(err, errno, "cannot read the directory", local);
+        for (struct dirent *e; (e = readdir(d));)
+                if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+                        dl_strlist_push(&names, e->d_name);
+        closedir(d);
+        dl_strlist_sort(&names);
+        rc = dl_fstree_add_dir(t, rel, 0755, uid, gid, in->epoch, err);
+        for (size_t i = 0; i < names.n && rc == DL_OK; i++) {
+                char *child_local = dl_path_join(local, names.v[i]);
+                char *child_rel = dl_asprintf("%s/%s", rel, names.v[i]);
+                rc = copy_source(in, t, f, child_local, child_rel, uid, gid, depth + 1, err);
+                free(child_local);
+                free(child_rel);
+        }
+        dl_strlist_free(&names);
+        return rc;
+}
+
+static int copy_source(const struct dl_customize_input *in, struct dl_fstree *t,
+                       const struct dl_file *f, const char *local, const char *rel,
+                       unsigned long uid, unsigned long gid, int depth, struct dl_error *err)
+{
+        struct stat st;
+        int rc;
+        if (depth > 64)
+                return dl_fail(err, DL_ESPEC, "files entry %s: the source tree is deeper than 64 levels", f->path);
+        if (lstat(local, &st) != 0)
+                return dl_fail(err, DL_ESPEC, "files entry %s: cannot read the source %s: %s; check the path (relative paths start at the spec's directory)",
+                               f->path, local, strerror(errno));
+        if (S_ISDIR(st.st_mode))
+                return copy_tree(in, t, f, local, rel, uid, gid, depth, err);
+        if (S_ISLNK(st.st_mode)) {
+                char target[4096];
+                ssize_t n = readlink(local, target, sizeof target - 1);
+                if (n < 0)
+                        return dl_fail_errno(err, errno, "cannot read the symlink", local);
+                target[n] = '\0';
+                return dl_fstree_add_symlink(t, rel, target, in->epoch, err);
+        }
+        if (!S_ISREG(st.st_mode))
+                return dl_fail(err, DL_ESPEC, "files entry %s: %s is neither a file, a directory nor a symlink",
+                               f->path, local);
+        struct dl_buf data = {0};
+        if ((rc = dl_read_file(local, &data, err)))
+                return rc;
+        unsigned mode = f->mode >= 0 ? (unsigned)f->mode : (st.st_mode & 0111) ? 0755 : 0644;
+        rc = dl_fstree_write_file(t, rel, data.data ? data.data : "", data.len, mode, uid, gid,
+                                  in->epoch, err);
+        dl_buf_free(&data);
+        return rc;
+}
+
 static int apply_files(const struct dl_customize_input *in, struct dl_fstree *t,
                        struct dl_error *err)
 {
@@ -289,9 +358,17 @@ static int apply_files(const struct dl_customize_input *in, struct dl_fstree *t,
                 if (old && !old->removed && owner_name(in, old))
                         dl_info("file %s from the spec replaces the one shipped by %s", f->path,
                                 owner_name(in, old));
-                rc = dl_fstree_write_file(t, rel, f->content, f->content_len,
-                                          f->mode >= 0 ? (unsigned)f->mode : 0644, uid, gid,
-                                          in->epoch, err);
+                if (f->source) {
+                        char *local = f->source[0] == '/' || !spec->dir
+                                              ? dl_strdup(f->source)
+                                              : dl_path_join(spec->dir, f->source);
+                        rc = copy_source(in, t, f, local, rel, uid, gid, 0, err);
+                        free(local);
+                } else {
+                        rc = dl_fstree_write_file(t, rel, f->content, f->content_len,
+                                                  f->mode >= 0 ? (unsigned)f->mode : 0644, uid, gid,
+                                                  in->epoch, err);
+                }
                 free(rel);
                 if (rc)
                         return rc;
@@ -606,6 +683,27 @@ out:
         return rc;
 }
 
+/* php.ini settings from the spec, for every SAPI, in a conf.d file that sorts after
+ * the extension files. */
+static int write_ini_overrides(const struct dl_customize_input *in, struct dl_fstree *t,
+                               const char *version, const struct dl_strlist *sapis,
+                               struct dl_error *err)
+{
+        const struct dl_keyvals *ini = &in->spec->php.ini;
+        struct dl_buf text = {0};
+        int rc = DL_OK;
+        dl_buf_puts(&text, "; Generated by distill from php.ini in the spec.\n");
+        for (size_t i = 0; i < ini->n; i++)
+                dl_buf_printf(&text, "%s = %s\n", ini->v[i].key, ini->v[i].value);
+        for (size_t i = 0; i < sapis->n && rc == DL_OK; i++) {
+                char *path = dl_asprintf("etc/php/%s/%s/conf.d/99-distill.ini", version, sapis->v[i]);
+                rc = dl_fstree_write_file(t, path, text.data, text.len, 0644, 0, 0, in->epoch, err);
+                free(path);
+        }
+        dl_buf_free(&text);
+        return rc;
+}
+
 /* What php's postinst installs with ucf: php.ini-production as each SAPI's php.ini
  * (the cli SAPI takes php.ini-production.cli when there is one). */
 static int install_php_ini(const struct dl_customize_input *in, struct dl_fstree *t,
@@ -666,6 +764,8 @@ static int apply_php(const struct dl_customize_input *in, struct dl_fstree *t, s
         find_inis(t, &st);
         for (size_t i = 0; i < php->extensions.n && rc == DL_OK; i++)
                 rc = enable_extension(in, t, &st, php->extensions.v[i], NULL, 0, err);
+        if (rc == DL_OK && php->ini.n)
+                rc = write_ini_overrides(in, t, version, &st.sapis, err);
         if (rc == DL_OK && php->fpm.present)
                 rc = write_pool(in, t, version, err);
         for (size_t i = 0; i < st.n_inis; i++) {
@@ -755,9 +855,13 @@ int dl_customize(const struct dl_customize_input *in, struct dl_fstree *t,
         memset(out, 0, sizeof *out);
         if ((rc = write_accounts(in, t, err)) ||
             (rc = dl_postinst_ca_certificates(t, in->epoch, &out->ca_bundle, err)) ||
-            (rc = dl_postinst_timezone(t, in->epoch, err)) || (rc = apply_php(in, t, err)) ||
+            (rc = dl_postinst_timezone(t, in->epoch, err)) ||
+            (rc = dl_postinst_os_release(t, in->spec, in->epoch, err)) ||
+            (rc = dl_postinst_nsswitch(t, in->epoch, err)) || (rc = apply_php(in, t, err)) ||
             (rc = apply_directories(in, t, err)) || (rc = apply_symlinks(in, t, err)) ||
             (rc = apply_files(in, t, err)) || (rc = write_status(in, t, err)))
                 return rc;
+        dl_postinst_report_skipped(t, in->spec, in->packages, in->controls, in->n_packages);
+        dl_postinst_check_symlinks(t);
         return DL_OK;
 }

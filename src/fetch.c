@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "distill/cleanup.h"
 #include "distill/log.h"
 
 int dl_fetch_packages(const struct dl_spec *spec, const struct dl_mirrors *mirrors,
@@ -74,6 +75,7 @@ int dl_fetch_packages(const struct dl_spec *spec, const struct dl_mirrors *mirro
 out:
         for (size_t j = 0; j < n_jobs; j++) {
                 unlink(jobs[j].path);
+                dl_cleanup_forget(jobs[j].path);
                 free((char *)jobs[j].url);
                 free((char *)jobs[j].path);
                 free(jobs[j].error);

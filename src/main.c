@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "distill/build.h"
+#include "distill/cleanup.h"
+#include "distill/inspect.h"
 #include "distill/log.h"
 
 #define DISTILL_VERSION "0.1.0"
@@ -16,12 +18,15 @@ static const char usage_text[] =
         "usage: distill build SPEC [options]\n"
         "       distill lock SPEC [--check] [options]\n"
         "       distill why SPEC PACKAGE [options]\n"
+        "       distill inspect IMAGE.tar [--sizes]\n"
         "       distill --help | --version\n"
         "\n"
         "build: build an OCI image tarball from the Debian packages a spec names.\n"
         "lock:  resolve every architecture and write SPEC.lock.json beside the spec;\n"
         "       --check compares the spec with the lock without the network.\n"
         "why:   print the dependency chain that pulled PACKAGE in, per architecture.\n"
+        "inspect: print an image's platforms, config, layers and packages; --sizes adds\n"
+        "       each package's installed bytes, largest first.\n"
         "\n"
         "Options:\n"
         "  -o, --output FILE     write the image to FILE (default: ./NAME.tar)\n"
@@ -36,6 +41,8 @@ static const char usage_text[] =
         "      --locked          fail unless SPEC.lock.json exists and matches the spec\n"
         "      --offline         build from the cache and the lock alone\n"
         "      --no-lock         resolve afresh even when SPEC.lock.json matches\n"
+        "      --sbom FILE       also write a software bill of materials to FILE\n"
+        "      --sbom-format F   spdx (SPDX 2.3 JSON, the default) or cyclonedx (1.5 JSON)\n"
         "      --platform ARCH   the architecture manifest.json lists (default: the first)\n"
         "      --json            print the result as JSON on stdout\n"
         "  -q, --quiet           print only warnings and errors\n"
@@ -87,8 +94,10 @@ static int run_command(enum command cmd, int argc, char **argv)
                 {"locked", no_argument, NULL, 'L'},       {"offline", no_argument, NULL, 'O'},
                 {"platform", required_argument, NULL, 'P'}, {"check", no_argument, NULL, 'K'},
                 {"no-lock", no_argument, NULL, 'N'},
+                {"sbom", required_argument, NULL, 'S'},
+                {"sbom-format", required_argument, NULL, 'F'},
                 {NULL, 0, NULL, 0}};
-        bool check = false;
+        bool check = false, sbom_format_set = false;
         struct dl_build_options o = {0};
         struct dl_error err = {0};
         bool json = false;
@@ -143,6 +152,17 @@ static int run_command(enum command cmd, int argc, char **argv)
                 case 'N':
                         o.no_lock = true;
                         break;
+                case 'S':
+                        o.sbom = optarg;
+                        break;
+                case 'F':
+                        if (dl_sbom_parse_format(optarg, &o.sbom_format, &err)) {
+                                dl_log(DL_LOG_ERROR, "%s", err.msg);
+                                dl_mirrors_free(&o.mirrors);
+                                return DL_EUSAGE;
+                        }
+                        sbom_format_set = true;
+                        break;
                 case 'q':
                         dl_log_set_level(DL_LOG_WARN);
                         break;
@@ -164,6 +184,10 @@ static int run_command(enum command cmd, int argc, char **argv)
                 dl_mirrors_free(&o.mirrors);
                 return usage_error("%s", cmd == CMD_WHY ? "why takes a spec file and a package name"
                                                         : "expected one spec file");
+        }
+        if (sbom_format_set && !o.sbom) {
+                dl_mirrors_free(&o.mirrors);
+                return usage_error("%s", "--sbom-format goes with --sbom FILE");
         }
         if (check && cmd != CMD_LOCK) {
                 dl_mirrors_free(&o.mirrors);
@@ -202,6 +226,27 @@ static int run_command(enum command cmd, int argc, char **argv)
         return 0;
 }
 
+static int cmd_inspect(int argc, char **argv)
+{
+        const char *path = NULL;
+        bool sizes = false;
+        struct dl_error err = {0};
+        for (int i = 1; i < argc; i++) {
+                if (!strcmp(argv[i], "--sizes"))
+                        sizes = true;
+                else if (argv[i][0] == '-' || path)
+                        return usage_error("inspect takes one image file and --sizes, not %s", argv[i]);
+                else
+                        path = argv[i];
+        }
+        if (!path)
+                return usage_error("%s", "inspect needs an image file");
+        int rc = dl_inspect(path, sizes, stdout, &err);
+        if (rc)
+                dl_log(DL_LOG_ERROR, "%s", err.msg);
+        return rc;
+}
+
 int main(int argc, char **argv)
 {
         /* Package member names are UTF-8 bytes; libarchive converts names through the
@@ -209,6 +254,10 @@ int main(int argc, char **argv)
          * output independent of the caller's LANG and LC_ALL. */
         if (!setlocale(LC_ALL, "C.UTF-8"))
                 setlocale(LC_ALL, "C");
+        if (dl_cleanup_init() != 0) {
+                fputs("distill: error: cannot set up signal handling\n", stderr);
+                return DL_EINTERNAL;
+        }
         if (argc < 2)
                 return usage_error("missing command%s", "");
         if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
@@ -223,6 +272,8 @@ int main(int argc, char **argv)
                 return run_command(CMD_BUILD, argc - 1, argv + 1);
         if (!strcmp(argv[1], "lock"))
                 return run_command(CMD_LOCK, argc - 1, argv + 1);
+        if (!strcmp(argv[1], "inspect"))
+                return cmd_inspect(argc - 1, argv + 1);
         if (!strcmp(argv[1], "why"))
                 return run_command(CMD_WHY, argc - 1, argv + 1);
         return usage_error("unknown command %s", argv[1]);

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "distill/cleanup.h"
+
 #define MT_INDEX "application/vnd.oci.image.index.v1+json"
 #define MT_MANIFEST "application/vnd.oci.image.manifest.v1+json"
 #define MT_CONFIG "application/vnd.oci.image.config.v1+json"
@@ -272,6 +274,7 @@ static int write_tar(const char *output, struct member *members, size_t n, long 
                 free(tmp);
                 return rc;
         }
+        dl_cleanup_add(tmp);
         struct archive *a = archive_write_new();
         struct archive_entry *e = archive_entry_new();
         archive_write_set_format_pax_restricted(a);
@@ -285,10 +288,8 @@ static int write_tar(const char *output, struct member *members, size_t n, long 
         }
         if (rc == DL_OK && archive_write_close(a) != ARCHIVE_OK)
                 rc = dl_fail(err, DL_EIO, "cannot write %s: %s", tmp, archive_error_string(a));
-        /* Freeing flushes buffered blocks unless the archive is marked failed; either way
-         * it must happen while fd is still open. */
-        if (rc)
-                archive_write_fail(a);
+        /* Freeing flushes buffered blocks, so it must happen while fd is open; after a
+         * failure they land in the temporary file, which is removed below. */
         archive_write_free(a);
         archive_entry_free(e);
         if (rc == DL_OK && fchmod(fd, 0644) != 0)
@@ -304,6 +305,7 @@ static int write_tar(const char *output, struct member *members, size_t n, long 
                 rc = dl_fail_errno(err, errno, "cannot rename the image to", output);
         if (rc)
                 unlink(tmp);
+        dl_cleanup_forget(tmp);
         free(tmp);
         return rc;
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "distill/deb822.h"
+#include "distill/cleanup.h"
 #include "distill/log.h"
 #include "distill/verify.h"
 
@@ -170,6 +171,24 @@ void dl_release_free(struct dl_release *r)
         memset(r, 0, sizeof *r);
 }
 
+/* A source the spec marks unsigned: the Release (or the text of InRelease) is read
+ * without any signature check, and every build says so. */
+static int fetch_unsigned(const struct dl_source *src, const char *suite, const char *base,
+                          const struct dl_sources_options *o, const char *what,
+                          struct dl_buf *plain, struct dl_release *rel, struct dl_error *err)
+{
+        long status = 0;
+        char *url = dl_asprintf("%s/dists/%s/Release", base, suite);
+        int rc = dl_http_get(o->http, url, plain, &status, err);
+        (void)src;
+        dl_warn("%s: the spec marks this source unsigned, so its Release is NOT verified; anyone who can change the server's files or the network path controls this image",
+                what);
+        if (rc == DL_OK)
+                dl_sha256_hex(plain->data, plain->len, rel->inrelease_sha256);
+        free(url);
+        return rc;
+}
+
 /* Fetch and verify dists/SUITE/InRelease, or Release plus Release.gpg when the
  * server has no InRelease. */
 static int fetch_release(const struct dl_source *src, const char *suite, const char *base,
@@ -183,8 +202,13 @@ static int fetch_release(const struct dl_source *src, const char *suite, const c
                                        .what = what};
         struct dl_buf raw = {0}, plain = {0}, sig = {0};
         long status = 0;
-        int rc = dl_http_get(o->http, url, &raw, &status, err);
+        int rc;
 
+        if (src->unsigned_ok) {
+                rc = fetch_unsigned(src, suite, base, o, what, &plain, rel, err);
+                goto parse;
+        }
+        rc = dl_http_get(o->http, url, &raw, &status, err);
         if (rc == DL_OK) {
                 rc = dl_verify_clearsigned(&vo, raw.data, raw.len, &plain, err);
                 if (rc == DL_OK)
@@ -207,6 +231,7 @@ static int fetch_release(const struct dl_source *src, const char *suite, const c
                 if (rc == DL_OK)
                         dl_sha256_hex(plain.data, plain.len, rel->inrelease_sha256);
         }
+parse:
         if (rc == DL_OK) {
                 char sha[DL_SHA256_HEX];
                 memcpy(sha, rel->inrelease_sha256, sizeof sha);
@@ -322,6 +347,8 @@ static int fetch_index(const char *base, const char *suite, const struct dl_rele
                 free(urls[0]);
                 free(urls[1]);
                 free(dir);
+                unlink(tmp); /* still there only when every attempt failed */
+                dl_cleanup_forget(tmp);
                 free(tmp);
                 if (rc)
                         return rc;

@@ -234,8 +234,9 @@ static bool valid_name(const char *s)
 
 static int parse_source(struct parser *p, const yaml_node_t *n, struct dl_source *src)
 {
-        static const char *const keys[] = {"url", "suites", "components", "keyring", NULL};
-        int f[4];
+        static const char *const keys[] = {"url", "suites", "components", "keyring", "unsigned",
+                                           NULL};
+        int f[5];
         int rc = check_mapping(p, n, "sources entry", keys, f);
 
         if (rc)
@@ -244,8 +245,12 @@ static int parse_source(struct parser *p, const yaml_node_t *n, struct dl_source
                 return missing(p, n, "sources entry", "url");
         if (!f[1])
                 return missing(p, n, "sources entry", "suites");
-        if (!f[3])
+        if (f[4] && (rc = want_bool(p, node(p, f[4]), "unsigned", &src->unsigned_ok)))
+                return rc;
+        if (!f[3] && !src->unsigned_ok)
                 return missing(p, n, "sources entry", "keyring");
+        if (f[3] && src->unsigned_ok)
+                return fail_at(p, node(p, f[4]), "unsigned: true and keyring exclude each other; keep one");
         if ((rc = want_string(p, node(p, f[0]), "url", &src->url)))
                 return rc;
         if (strncmp(src->url, "http://", 7) && strncmp(src->url, "https://", 8) &&
@@ -273,7 +278,7 @@ static int parse_source(struct parser *p, const yaml_node_t *n, struct dl_source
                 if (strchr(src->suites.v[i], '/') || strstr(src->suites.v[i], ".."))
                         return fail_at(p, node(p, f[1]), "suites: invalid suite name %s",
                                        src->suites.v[i]);
-        if ((rc = want_string(p, node(p, f[3]), "keyring", &src->keyring)))
+        if (f[3] && (rc = want_string(p, node(p, f[3]), "keyring", &src->keyring)))
                 return rc;
         return DL_OK;
 }
@@ -428,27 +433,34 @@ static int parse_symlinks(struct parser *p, const yaml_node_t *n, struct dl_spec
 
 static int parse_files(struct parser *p, const yaml_node_t *n, struct dl_spec *spec)
 {
-        static const char *const keys[] = {"path", "content", "mode", "owner", "group", NULL};
+        static const char *const keys[] = {"path", "content", "mode", "owner", "group", "source",
+                                           NULL};
         if (n->type != YAML_SEQUENCE_NODE)
                 return fail_at(p, n, "files: expected a list, found %s", node_kind(n));
         spec->files = dl_calloc(seq_count(n), sizeof *spec->files);
         for (size_t i = 0; i < seq_count(n); i++) {
                 yaml_node_t *e = node(p, n->data.sequence.items.start[i]);
                 struct dl_file *file = &spec->files[spec->n_files++];
-                int f[5], rc;
+                int f[6], rc;
                 file->mode = -1;
                 if ((rc = check_mapping(p, e, "files entry", keys, f)))
                         return rc;
                 if (!f[0])
                         return missing(p, e, "files entry", "path");
-                if (!f[1])
-                        return missing(p, e, "files entry", "content");
-                yaml_node_t *c = node(p, f[1]);
-                if (c->type != YAML_SCALAR_NODE)
-                        return fail_at(p, c, "content: expected a string, found %s",
-                                       node_kind(c));
-                file->content = dl_strndup(scalar(c), c->data.scalar.length);
-                file->content_len = c->data.scalar.length;
+                if (!f[1] && !f[5])
+                        return fail_at(p, e, "files entry: expected content (inline text) or source (a local file or directory)");
+                if (f[1] && f[5])
+                        return fail_at(p, e, "files entry: content and source exclude each other; keep one");
+                if (f[1]) {
+                        yaml_node_t *c = node(p, f[1]);
+                        if (c->type != YAML_SCALAR_NODE)
+                                return fail_at(p, c, "content: expected a string, found %s",
+                                               node_kind(c));
+                        file->content = dl_strndup(scalar(c), c->data.scalar.length);
+                        file->content_len = c->data.scalar.length;
+                } else if ((rc = want_string(p, node(p, f[5]), "source", &file->source))) {
+                        return rc;
+                }
                 if ((rc = want_path(p, node(p, f[0]), "path", &file->path)) ||
                     (f[2] && (rc = want_mode(p, node(p, f[2]), "mode", &file->mode))) ||
                     (f[3] && (rc = parse_owner(p, node(p, f[3]), "owner", &file->owner))) ||
@@ -460,10 +472,10 @@ static int parse_files(struct parser *p, const yaml_node_t *n, struct dl_spec *s
 
 static int parse_php(struct parser *p, const yaml_node_t *n, struct dl_php *php)
 {
-        static const char *const keys[] = {"version", "extensions", "fpm", NULL};
+        static const char *const keys[] = {"version", "extensions", "fpm", "ini", NULL};
         static const char *const fkeys[] = {"pool", "listen", "user", "group", "pm",
                                             "settings", "global", NULL};
-        int f[3], ff[7], rc;
+        int f[4], ff[7], rc;
 
         if ((rc = check_mapping(p, n, "php", keys, f)))
                 return rc;
@@ -471,6 +483,8 @@ static int parse_php(struct parser *p, const yaml_node_t *n, struct dl_php *php)
         if (f[0] && (rc = want_string(p, node(p, f[0]), "php.version", &php->version)))
                 return rc;
         if (f[1] && (rc = want_list(p, node(p, f[1]), "php.extensions", &php->extensions)))
+                return rc;
+        if (f[3] && (rc = want_keyvals(p, node(p, f[3]), "php.ini", &php->ini)))
                 return rc;
         for (size_t i = 0; i < php->extensions.n; i++)
                 if (strchr(php->extensions.v[i], '/') || !php->extensions.v[i][0])
@@ -608,15 +622,53 @@ void dl_spec_packages_for(const struct dl_spec *spec, const char *arch, struct d
 
 static void keyvals_free(struct dl_keyvals *kv);
 
+/* A byte count: digits with an optional binary suffix K, M, G or T. */
+static int want_size(struct parser *p, const yaml_node_t *n, const char *key,
+                     unsigned long long *out)
+{
+        char *end;
+        if (n->type != YAML_SCALAR_NODE || !isdigit((unsigned char)scalar(n)[0]))
+                return fail_at(p, n, "%s: expected a size such as 512M or 2G, found %s", key,
+                               n->type == YAML_SCALAR_NODE ? scalar(n) : node_kind(n));
+        errno = 0;
+        unsigned long long v = strtoull(scalar(n), &end, 10);
+        int shift = 0;
+        if (*end == 'K' || *end == 'k')
+                shift = 10;
+        else if (*end == 'M')
+                shift = 20;
+        else if (*end == 'G')
+                shift = 30;
+        else if (*end == 'T')
+                shift = 40;
+        if (shift)
+                end++;
+        if (*end || errno || v == 0 || v > (~0ULL >> shift))
+                return fail_at(p, n, "%s: expected a size such as 512M or 2G, found %s", key, scalar(n));
+        *out = v << shift;
+        return DL_OK;
+}
+
+static int parse_limits(struct parser *p, const yaml_node_t *n, struct dl_spec *spec)
+{
+        static const char *const keys[] = {"file_size", NULL};
+        int f[1], rc;
+        if ((rc = check_mapping(p, n, "limits", keys, f)))
+                return rc;
+        if (f[0] && (rc = want_size(p, node(p, f[0]), "limits.file_size", &spec->max_file_size)))
+                return rc;
+        return DL_OK;
+}
+
 static int parse_root(struct parser *p, const yaml_node_t *root, struct dl_spec *spec)
 {
         static const char *const keys[] = {"name",     "sources",   "architectures", "packages",
                                            "exclude",  "merged_usr", "allow_overwrite",
                                            "accounts", "directories", "symlinks",    "files",
-                                           "php",      "image",     NULL};
+                                           "php",      "image",     "limits",        NULL};
         enum { NAME, SOURCES, ARCHS, PACKAGES, EXCLUDE, MERGED, OVERWRITE, ACCOUNTS, DIRS,
-               LINKS, FILES, PHP, IMAGE };
-        int f[13], rc;
+               LINKS, FILES, PHP, IMAGE, LIMITS };
+        int f[14], rc;
 
         if ((rc = check_mapping(p, root, "the spec", keys, f)))
                 return rc;
@@ -654,6 +706,9 @@ static int parse_root(struct parser *p, const yaml_node_t *root, struct dl_spec 
                         return fail_at(p, node(p, f[EXCLUDE]), "exclude: %s is also listed in packages; remove it from one of the two",
                                        spec->exclude.v[i]);
         spec->merged_usr = true;
+        spec->max_file_size = DL_DEFAULT_MAX_FILE_SIZE;
+        if (f[LIMITS] && (rc = parse_limits(p, node(p, f[LIMITS]), spec)))
+                return rc;
         if (f[MERGED] && (rc = want_bool(p, node(p, f[MERGED]), "merged_usr", &spec->merged_usr)))
                 return rc;
         if (f[OVERWRITE] &&
@@ -779,12 +834,14 @@ void dl_spec_free(struct dl_spec *spec)
         for (size_t i = 0; i < spec->n_files; i++) {
                 free(spec->files[i].path);
                 free(spec->files[i].content);
+                free(spec->files[i].source);
                 free(spec->files[i].owner);
                 free(spec->files[i].group);
         }
         free(spec->files);
         free(spec->php.version);
         dl_strlist_free(&spec->php.extensions);
+        keyvals_free(&spec->php.ini);
         free(spec->php.fpm.pool);
         free(spec->php.fpm.listen);
         free(spec->php.fpm.user);

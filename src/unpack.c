@@ -239,8 +239,8 @@ static void set_meta(struct dl_node *n, struct archive_entry *e, int owner)
 
 /* Stream a regular file's data to fd, hashing it. */
 static int stream_file(struct archive *a, int fd, const char *what, const char *path,
-                       char sha256[DL_SHA256_HEX], char md5[33], uint64_t *size,
-                       struct dl_error *err)
+                       unsigned long long limit, char sha256[DL_SHA256_HEX], char md5[33],
+                       uint64_t *size, struct dl_error *err)
 {
         static __thread char block[1 << 17];
         struct dl_sha256 *h = dl_sha256_new();
@@ -256,6 +256,12 @@ static int stream_file(struct archive *a, int fd, const char *what, const char *
                 if (m)
                         EVP_DigestUpdate(m, block, (size_t)n);
                 total += (uint64_t)n;
+                /* Checked while streaming: the header's size may lie. */
+                if (limit && total > limit) {
+                        rc = dl_fail(err, DL_EPACKAGE, "%s: /%s is larger than %llu bytes, the limit for one file (a decompression bomb?); raise limits.file_size in the spec if the package is trusted",
+                                     what, path, limit);
+                        break;
+                }
                 const char *p = block;
                 size_t left = (size_t)n;
                 while (left && rc == DL_OK) {
@@ -308,7 +314,14 @@ static int unpack_file(struct dl_unpack_context *ctx, int owner, struct archive 
                 free(tmp);
                 return err->code;
         }
-        rc = stream_file(a, fd, what, path, sha, want_md5 ? md5 : NULL, &size, err);
+        if (ctx->max_file_size && archive_entry_size(e) > (la_int64_t)ctx->max_file_size) {
+                close(fd);
+                dl_fstree_unlink(t, tmp);
+                free(tmp);
+                return dl_fail(err, DL_EPACKAGE, "%s: /%s declares %lld bytes, more than %llu, the limit for one file; raise limits.file_size in the spec if the package is trusted",
+                               what, path, (long long)archive_entry_size(e), ctx->max_file_size);
+        }
+        rc = stream_file(a, fd, what, path, ctx->max_file_size, sha, want_md5 ? md5 : NULL, &size, err);
         if (close(fd) != 0 && rc == DL_OK)
                 rc = dl_fail_errno(err, errno, "cannot write the staged file", path);
         if (rc == DL_OK && clash) {

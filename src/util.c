@@ -1,5 +1,7 @@
 #include "distill/util.h"
 
+#include "distill/cleanup.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -282,6 +284,7 @@ int dl_write_file_atomic(const char *path, const void *data, size_t n, int mode,
                 free(tmp);
                 return rc;
         }
+        dl_cleanup_add(tmp);
         while (n > 0) {
                 ssize_t w = write(fd, p, n);
                 if (w < 0) {
@@ -303,6 +306,7 @@ int dl_write_file_atomic(const char *path, const void *data, size_t n, int mode,
                 rc = dl_fail_errno(err, errno, "cannot rename into", path);
         if (rc != DL_OK)
                 unlink(tmp);
+        dl_cleanup_forget(tmp);
         free(tmp);
         return rc;
 }
@@ -352,6 +356,7 @@ static int make_writable(const char *path, const struct stat *st, int flag, stru
 int dl_rm_rf(const char *path)
 {
         struct stat st;
+        dl_cleanup_forget(path);
         if (lstat(path, &st) != 0)
                 return errno == ENOENT ? 0 : -1;
         nftw(path, make_writable, 32, FTW_PHYS);
@@ -371,6 +376,7 @@ char *dl_mkdtemp(const char *prefix, struct dl_error *err)
                 free(dir);
                 return NULL;
         }
+        dl_cleanup_add(dir);
         return dir;
 }
 

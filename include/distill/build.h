@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "distill/error.h"
+#include "distill/sbom.h"
 #include "distill/sources.h"
 #include "distill/util.h"
 
@@ -22,6 +23,8 @@ struct dl_build_options {
         bool locked;  /* fail unless the lock matches the spec */
         bool offline; /* use only the cache (needs a matching lock) */
         bool no_lock; /* resolve afresh even when a lock matches */
+        const char *sbom;                /* --sbom FILE; NULL: none */
+        enum dl_sbom_format sbom_format; /* --sbom-format; SPDX by default */
 };
 
 struct dl_build_result {

@@ -24,6 +24,7 @@ struct dl_source {
         struct dl_strlist suites;
         struct dl_strlist components; /* [main] when the spec omits it */
         char *keyring;                /* absolute, or relative to the spec's directory */
+        bool unsigned_ok;             /* unsigned: true, the only way to skip signatures */
         long long snapshot_time;      /* from the URL's last segment; -1 if not a snapshot */
 };
 
@@ -55,10 +56,13 @@ struct dl_symlink {
         char *target;
 };
 
+/* Exactly one of content and source is set. source is a local file or directory
+ * tree, relative to the spec's directory unless absolute. */
 struct dl_file {
         char *path;
         char *content;
         size_t content_len;
+        char *source;
         long mode;
         char *owner;
         char *group;
@@ -79,6 +83,7 @@ struct dl_php {
         bool present;
         char *version; /* NULL: the only /etc/php/VERSION the packages ship */
         struct dl_strlist extensions;
+        struct dl_keyvals ini; /* php.ini overrides, written as conf.d/99-distill.ini */
         struct dl_php_fpm fpm;
 };
 
@@ -94,6 +99,10 @@ struct dl_image {
         struct dl_keyvals labels;
 };
 
+/* Default for limits.file_size: larger than any file Debian ships, small enough to
+ * stop a decompression bomb before it fills the disk. */
+#define DL_DEFAULT_MAX_FILE_SIZE (4ULL << 30)
+
 struct dl_spec {
         char *path; /* the spec file as given */
         char *dir;  /* its directory, for relative keyring paths */
@@ -106,6 +115,7 @@ struct dl_spec {
         struct dl_keyvals package_archs; /* name -> space-separated architectures */
         struct dl_strlist exclude;
         bool merged_usr;               /* true unless the spec says false */
+        unsigned long long max_file_size; /* bytes one unpacked file may have (limits.file_size) */
         struct dl_strlist allow_overwrite; /* path globs two packages may both ship */
         struct dl_group *groups;
         size_t n_groups;

@@ -23,6 +23,7 @@ struct dl_deb_control {
 struct dl_unpack_context {
         struct dl_fstree *tree;
         bool merged_usr;
+        unsigned long long max_file_size; /* bytes; 0 means no limit */
         const struct dl_strlist *allow_overwrite; /* globs on absolute paths */
         const char *const *names;
         const char *const *versions;

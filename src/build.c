@@ -345,6 +345,8 @@ static int unpack_platform(struct build *b, struct platform *pl, struct dl_error
         struct dl_unpack_context ctx = {.tree = &pl->tree,
                                         .merged_usr = b->spec.merged_usr,
                                         .max_file_size = b->spec.max_file_size,
+                                        .paths_exclude = &b->spec.paths_exclude,
+                                        .paths_include = &b->spec.paths_include,
                                         .allow_overwrite = &b->spec.allow_overwrite,
                                         .names = names,
                                         .versions = versions,
@@ -365,6 +367,8 @@ static int unpack_platform(struct build *b, struct platform *pl, struct dl_error
         }
         if (rc == DL_OK && b->spec.merged_usr)
                 rc = add_merged_usr_links(&pl->tree, false, err);
+        if (rc == DL_OK && ctx.n_filtered)
+                dl_info("paths: dropped %zu package entries for %s", ctx.n_filtered, pl->arch);
         for (size_t i = 0; i < n; i++)
                 free(replaces[i]);
         free(replaces);

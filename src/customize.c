@@ -807,6 +807,41 @@ static char *status_paragraph(const char *control)
         return s;
 }
 
+/* Keep the md5sums lines of files the image holds from that package, so that
+ * scanners map files to packages truthfully after the path filter (or a spec file)
+ * removed some. */
+static void filter_md5sums(const struct dl_fstree *t, int owner, const char *md5sums,
+                           struct dl_buf *out)
+{
+        for (const char *line = md5sums; line && *line;) {
+                const char *eol = strchr(line, '\n');
+                size_t n = eol ? (size_t)(eol - line) : strlen(line);
+                const char *sep = memmem(line, n, "  ", 2);
+                if (sep) {
+                        const char *p = sep + 2;
+                        while (*p == '/')
+                                p++;
+                        char *rel = dl_strndup(p, n - (size_t)(p - line));
+                        const struct dl_node *node = dl_fstree_get(t, rel);
+                        /* Paths under bin/, lib/ ... live under usr/ with merged /usr. */
+                        if (!node) {
+                                char *usr = dl_asprintf("usr/%s", rel);
+                                node = dl_fstree_get(t, usr);
+                                free(usr);
+                        }
+                        /* A file another package also ships with the same contents is
+                         * listed by both, as dpkg lists it; one the spec wrote is not. */
+                        if (node && !node->removed && (node->owner == owner || node->owner >= 0) &&
+                            (node->type == DL_NODE_FILE || node->type == DL_NODE_HARDLINK)) {
+                                dl_buf_append(out, line, n);
+                                dl_buf_puts(out, "\n");
+                        }
+                        free(rel);
+                }
+                line = eol ? eol + 1 : NULL;
+        }
+}
+
 static int write_status(const struct dl_customize_input *in, struct dl_fstree *t,
                         struct dl_error *err)
 {
@@ -826,8 +861,11 @@ static int write_status(const struct dl_customize_input *in, struct dl_fstree *t
                         break;
                 path = dl_asprintf("var/lib/dpkg/status.d/%s.md5sums", pkg->name);
                 if (ctl->md5sums) {
-                        rc = dl_fstree_write_file(t, path, ctl->md5sums, strlen(ctl->md5sums), 0644, 0,
+                        struct dl_buf kept = {0};
+                        filter_md5sums(t, (int)i, ctl->md5sums, &kept);
+                        rc = dl_fstree_write_file(t, path, kept.data ? kept.data : "", kept.len, 0644, 0,
                                                   0, in->epoch, err);
+                        dl_buf_free(&kept);
                 } else {
                         /* The package ships no md5sums: list its files as dh_md5sums would. */
                         struct dl_buf sums = {0};

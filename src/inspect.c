@@ -221,6 +221,13 @@ static void print_sizes(const struct layer_scan *s, FILE *out)
                                 p++;
                         struct file_size key = {p, 0};
                         struct file_size *f = bsearch(&key, files, s->n_files, sizeof *files, compare_paths);
+                        if (!f) {
+                                /* md5sums keep /bin, /lib ... paths; merged /usr moved them. */
+                                char *usr = dl_asprintf("usr/%s", p);
+                                key.path = usr;
+                                f = bsearch(&key, files, s->n_files, sizeof *files, compare_paths);
+                                free(usr);
+                        }
                         if (f && !owned[f - files]) {
                                 owned[f - files] = true;
                                 per[i].size += f->size;

@@ -427,6 +427,52 @@ static bool resolves(const struct dl_fstree *t, const char *link_path, const cha
         return ok;
 }
 
+/* Whether a dangling symlink's target, taken lexically, lies at or under a path the
+ * filter dropped. */
+static bool points_into_filtered(const struct dl_fstree *t, const struct dl_node *link)
+{
+        char *joined;
+        if (link->target[0] == '/') {
+                joined = dl_strdup(link->target + 1);
+        } else {
+                const char *slash = strrchr(link->path, '/');
+                joined = slash ? dl_asprintf("%.*s/%s", (int)(slash - link->path), link->path, link->target)
+                               : dl_strdup(link->target);
+        }
+        struct dl_error ignored;
+        char *norm = dl_fstree_normalize(joined, false, "symlink", &ignored);
+        bool hit = false;
+        /* Drop ".." the lexical way; normalize refuses it, so resolve by hand. */
+        if (!norm) {
+                struct dl_buf b = {0};
+                char *save = NULL;
+                for (char *c = strtok_r(joined, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+                        if (!strcmp(c, "."))
+                                continue;
+                        if (!strcmp(c, "..")) {
+                                char *s = b.len ? strrchr(dl_buf_str(&b), '/') : NULL;
+                                b.len = s ? (size_t)(s - b.data) : 0;
+                                continue;
+                        }
+                        dl_buf_printf(&b, "%s%s", b.len ? "/" : "", c);
+                }
+                norm = dl_strdup(b.data ? dl_buf_str(&b) : "");
+                dl_buf_free(&b);
+        }
+        for (char *p = norm; p && !hit;) {
+                const struct dl_node *n = dl_fstree_get(t, norm);
+                hit = n && n->filtered;
+                char *slash = strrchr(norm, '/');
+                if (!slash)
+                        break;
+                *slash = '\0';
+                (void)p;
+        }
+        free(norm);
+        free(joined);
+        return hit;
+}
+
 size_t dl_postinst_check_symlinks(const struct dl_fstree *t)
 {
         size_t n_sorted, count = 0;
@@ -434,7 +480,12 @@ size_t dl_postinst_check_symlinks(const struct dl_fstree *t)
         for (size_t i = 0; i < n_sorted; i++) {
                 const struct dl_node *n = sorted[i];
                 if (n->type == DL_NODE_SYMLINK && !resolves(t, n->path, n->target, 0)) {
-                        dl_warn("the symlink /%s -> %s points outside the image", n->path, n->target);
+                        if (points_into_filtered(t, n))
+                                dl_warn("the symlink /%s -> %s points into a path that paths.exclude drops",
+                                        n->path, n->target);
+                        else
+                                dl_warn("the symlink /%s -> %s points outside the image", n->path,
+                                        n->target);
                         count++;
                 }
         }

@@ -660,15 +660,37 @@ static int parse_limits(struct parser *p, const yaml_node_t *n, struct dl_spec *
         return DL_OK;
 }
 
+/* paths: {exclude: [globs], include: [globs]} on absolute paths, where * also
+ * matches '/'. */
+static int parse_paths(struct parser *p, const yaml_node_t *n, struct dl_spec *spec)
+{
+        static const char *const keys[] = {"exclude", "include", NULL};
+        int f[2], rc;
+        if ((rc = check_mapping(p, n, "paths", keys, f)))
+                return rc;
+        if ((f[0] && (rc = want_list(p, node(p, f[0]), "paths.exclude", &spec->paths_exclude))) ||
+            (f[1] && (rc = want_list(p, node(p, f[1]), "paths.include", &spec->paths_include))))
+                return rc;
+        for (size_t i = 0; i < spec->paths_exclude.n; i++)
+                if (spec->paths_exclude.v[i][0] != '/')
+                        return fail_at(p, node(p, f[0]), "paths.exclude: %s is not an absolute path glob such as /usr/share/doc/*",
+                                       spec->paths_exclude.v[i]);
+        for (size_t i = 0; i < spec->paths_include.n; i++)
+                if (spec->paths_include.v[i][0] != '/')
+                        return fail_at(p, node(p, f[1]), "paths.include: %s is not an absolute path glob such as /usr/share/doc/*/copyright",
+                                       spec->paths_include.v[i]);
+        return DL_OK;
+}
+
 static int parse_root(struct parser *p, const yaml_node_t *root, struct dl_spec *spec)
 {
         static const char *const keys[] = {"name",     "sources",   "architectures", "packages",
                                            "exclude",  "merged_usr", "allow_overwrite",
                                            "accounts", "directories", "symlinks",    "files",
-                                           "php",      "image",     "limits",        NULL};
+                                           "php",      "image",     "limits",        "paths", NULL};
         enum { NAME, SOURCES, ARCHS, PACKAGES, EXCLUDE, MERGED, OVERWRITE, ACCOUNTS, DIRS,
-               LINKS, FILES, PHP, IMAGE, LIMITS };
-        int f[14], rc;
+               LINKS, FILES, PHP, IMAGE, LIMITS, PATHS };
+        int f[15], rc;
 
         if ((rc = check_mapping(p, root, "the spec", keys, f)))
                 return rc;
@@ -708,6 +730,8 @@ static int parse_root(struct parser *p, const yaml_node_t *root, struct dl_spec 
         spec->merged_usr = true;
         spec->max_file_size = DL_DEFAULT_MAX_FILE_SIZE;
         if (f[LIMITS] && (rc = parse_limits(p, node(p, f[LIMITS]), spec)))
+                return rc;
+        if (f[PATHS] && (rc = parse_paths(p, node(p, f[PATHS]), spec)))
                 return rc;
         if (f[MERGED] && (rc = want_bool(p, node(p, f[MERGED]), "merged_usr", &spec->merged_usr)))
                 return rc;
@@ -810,6 +834,8 @@ void dl_spec_free(struct dl_spec *spec)
         keyvals_free(&spec->package_archs);
         dl_strlist_free(&spec->exclude);
         dl_strlist_free(&spec->allow_overwrite);
+        dl_strlist_free(&spec->paths_exclude);
+        dl_strlist_free(&spec->paths_include);
         for (size_t i = 0; i < spec->n_groups; i++)
                 free(spec->groups[i].name);
         free(spec->groups);

@@ -397,6 +397,14 @@ static int unpack_hardlink(struct dl_unpack_context *ctx, int owner, struct arch
                 return err->code;
         }
         const struct dl_node *tn = dl_fstree_get(t, target);
+        if (tn && tn->filtered) {
+                /* Its file was dropped by the path filter, so the link goes too. */
+                dl_info("%s: dropping the hard link /%s because paths.exclude drops its file /%s",
+                        what, path, target);
+                ctx->n_filtered++;
+                free(target);
+                return DL_OK;
+        }
         if (!tn || tn->removed || tn->type != DL_NODE_FILE || tn->owner != owner) {
                 int rc = dl_fail(err, DL_EPACKAGE, "%s: the hardlink /%s points at /%s, which is not a regular file earlier in the same package",
                                  what, path, target);
@@ -443,6 +451,26 @@ static bool is_whiteout(const char *path)
         return strncmp(base, ".wh.", 4) == 0;
 }
 
+static bool matches_any(const struct dl_strlist *globs, const char *abs)
+{
+        for (size_t i = 0; globs && i < globs->n; i++)
+                if (fnmatch(globs->v[i], abs, 0) == 0)
+                        return true;
+        return false;
+}
+
+/* Whether the spec's path filter drops path: it matches an exclude glob and no
+ * include glob. */
+static bool filtered_out(const struct dl_unpack_context *ctx, const char *path)
+{
+        if (!ctx->paths_exclude || ctx->paths_exclude->n == 0)
+                return false;
+        char *abs = dl_asprintf("/%s", path);
+        bool drop = matches_any(ctx->paths_exclude, abs) && !matches_any(ctx->paths_include, abs);
+        free(abs);
+        return drop;
+}
+
 static int unpack_entry(struct dl_unpack_context *ctx, int owner, struct archive *a,
                         struct archive_entry *e, const char *what, bool want_md5,
                         struct dl_error *err)
@@ -458,6 +486,18 @@ static int unpack_entry(struct dl_unpack_context *ctx, int owner, struct archive
         if (is_whiteout(path)) {
                 rc = dl_fail(err, DL_EPACKAGE, "%s: /%s has a name that container runtimes read as a whiteout (.wh.), which would delete files from the image; exclude the package",
                              what, path);
+                goto out;
+        }
+        if (filtered_out(ctx, path)) {
+                /* Never written: the data is skipped with the next header. Recorded so
+                 * that symlinks into it can be reported. */
+                struct dl_node *n = dl_fstree_get(t, path);
+                if (!n) {
+                        n = dl_fstree_put(t, path);
+                        n->filtered = true;
+                        n->owner = owner;
+                }
+                ctx->n_filtered++;
                 goto out;
         }
         if ((rc = dl_fstree_make_parents(t, path, what, err)))

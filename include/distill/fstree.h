@@ -41,6 +41,7 @@ struct dl_node {
         unsigned dev_major, dev_minor;
         int owner;       /* index of the package that shipped it; -1 when generated */
         bool removed;
+        bool filtered; /* dropped by the spec's path filter (removed is set too) */
         struct dl_xattr *xattrs;
         size_t n_xattrs;
 };

@@ -117,6 +117,8 @@ struct dl_spec {
         bool merged_usr;               /* true unless the spec says false */
         unsigned long long max_file_size; /* bytes one unpacked file may have (limits.file_size) */
         struct dl_strlist allow_overwrite; /* path globs two packages may both ship */
+        struct dl_strlist paths_exclude;   /* globs of package paths never unpacked */
+        struct dl_strlist paths_include;   /* exceptions to paths_exclude */
         struct dl_group *groups;
         size_t n_groups;
         struct dl_user *users;

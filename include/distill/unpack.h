@@ -25,6 +25,9 @@ struct dl_unpack_context {
         bool merged_usr;
         unsigned long long max_file_size; /* bytes; 0 means no limit */
         const struct dl_strlist *allow_overwrite; /* globs on absolute paths */
+        const struct dl_strlist *paths_exclude;   /* never unpacked, unless ... */
+        const struct dl_strlist *paths_include;   /* ... one of these matches */
+        size_t n_filtered;                        /* entries dropped so far */
         const char *const *names;
         const char *const *versions;
         char **replaces; /* each package's Replaces field, filled as packages unpack */

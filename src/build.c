@@ -286,6 +286,10 @@ static int use_lock(struct build *b, struct dl_error *err)
                 if (!la)
                         return dl_fail(err, DL_ESTALE, "%s has no packages for %s; run distill lock %s",
                                        b->lock_path, pl->arch, b->spec.path);
+                for (size_t k = 0; k < la->res.n_packages; k++)
+                        if (la->res.packages[k].source < 0)
+                                return dl_fail(err, DL_ESTALE, "%s: package %s comes from a source the spec does not list; run distill lock %s",
+                                               b->lock_path, la->res.packages[k].name, b->spec.path);
                 pl->res = la->res;
                 memset(&la->res, 0, sizeof la->res);
                 dl_info("using %zu locked packages for %s from %s", pl->res.n_packages, pl->arch,
@@ -460,8 +464,12 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result,
                 while (docker < b.n_platforms && strcmp(b.platforms[docker].arch, o->platform))
                         docker++;
                 if (docker == b.n_platforms) {
-                        rc = dl_fail(err, DL_EUSAGE, "--platform %s: the spec builds %s; name one of its architectures",
-                                     o->platform, b.spec.architectures.v[0]);
+                        struct dl_buf archs = {0};
+                        for (size_t i = 0; i < b.spec.architectures.n; i++)
+                                dl_buf_printf(&archs, "%s%s", i ? ", " : "", b.spec.architectures.v[i]);
+                        rc = dl_fail(err, DL_EUSAGE, "--platform %s: the spec builds %s; name one of those",
+                                     o->platform, dl_buf_str(&archs));
+                        dl_buf_free(&archs);
                         goto out;
                 }
         }

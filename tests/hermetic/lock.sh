@@ -538,6 +538,8 @@ class Blobs:
 
     def __init__(self, path):
         self.files = {}
+        if not os.path.exists(path):
+            fail(f"{path} is missing")
         if os.path.isdir(path):
             for root, _, names in os.walk(path):
                 for name in names:
@@ -704,11 +706,11 @@ def lock_set_sha256(lock_path, arch, name):
         f.write(json.dumps(lock, indent=2, sort_keys=True) + "\n")
 
 
-def lock_print(lock_path, what, arch=None, name=None):
+def lock_print(lock_path, field, arch=None, name=None):
     lock = json.load(open(lock_path))
-    if what == "sha256":
+    if field == "sha256":
         print(lock_package(lock, arch, name)["sha256"])
-    elif what == "files":
+    elif field == "files":
         for p in sorted({os.path.basename(p["filename"]) for ps in lock["architectures"].values() for p in ps}):
             print(p)
 
@@ -987,8 +989,21 @@ case_lock_inputs() {
         lock_check_status drift-suite "$SPECS/drift-suite" 9 other
         drifted_spec "$from" drift-component 's/components: .*/components: [main, contrib]/'
         lock_check_status drift-component "$SPECS/drift-component" 9 contrib
-        drifted_spec "$from" drift-url "s|url: .*|url: ${UNREACHABLE%/*}/20260102T000000Z|"
-        lock_check_status drift-url "$SPECS/drift-url" 9 20260102T000000Z
+        # The spec moves to the next day's snapshot: the lock names the old source URL.
+        local next=${UNREACHABLE%/*}/20260102T000000Z
+        drifted_spec "$from" drift-url "s|url: .*|url: $next|"
+        lock_check_status drift-url "$SPECS/drift-url" 9 "$UNREACHABLE"
+        cp "$SPECS/drift-url/main.lock.json" "$WORK/drift-url.lock.before"
+        run_build drift-url-build "$SPECS/drift-url/main.yaml" "$CACHE/drift-url" -- \
+                --mirror "$next=$SERVER/archive"
+        expect_build drift-url-build
+        check "drift-url-build: warns that the lock is stale" stderr_has drift-url-build "warning:" "stale"
+        check "drift-url-build: lock unchanged" cmp "$WORK/drift-url.lock.before" "$SPECS/drift-url/main.lock.json"
+        run_distill drift-url-lock -- lock "$SPECS/drift-url/main.yaml" --cache "$CACHE/drift-url" \
+                --mirror "$next=$SERVER/archive"
+        check "drift-url-lock: exit status 0" exit_status drift-url-lock 0
+        check "drift-url-lock: lock names the new URL" grep -qF "\"source\": \"$next\"" "$SPECS/drift-url/main.lock.json"
+        check "drift-url-lock: lock drops the old URL" bash -c "! grep -F '$UNREACHABLE' '$SPECS/drift-url/main.lock.json'"
         # shellcheck disable=SC2016 # "$a" is sed's command to append after the last line.
         drifted_spec "$from" drift-none 's/^name: .*/name: lock-renamed/; $a image: {labels: {org.example.unrelated: "yes"}}'
         lock_check_status drift-none "$SPECS/drift-none" 0
@@ -1266,6 +1281,10 @@ case_multiarch() {
                 image_tool docker-manifest "$OUT/multi-platform/image.tar" arm64
         check "multi-platform: same image index" \
                 image_tool image-index "$OUT/multi-platform/image.tar" amd64 arm64
+
+        # The message should list every architecture the spec builds, so the user can pick one.
+        run_build platform-unknown "$spec" "$CACHE/multi" -- --platform riscv64
+        expect_failure platform-unknown 2 riscv64 amd64 arm64
 
         mkdir -p "$WORK/podman"
         local podman_error

@@ -3,7 +3,7 @@
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-PKGS    := libarchive libcurl liblzma zlib gpgme libsolv libsolvext yaml-0.1 jansson libcrypto
+PKGS    := libarchive libcurl liblzma zlib gpgme libsolv libsolvext yaml-0.1 jansson libcrypto libdeflate
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
@@ -21,7 +21,7 @@ SAN_OBJ := $(LIB_SRC:src/%.c=build/san/%.o)
 
 DEB_PACKAGES := build-essential pkg-config git \
 	libarchive-dev libcurl4-openssl-dev liblzma-dev zlib1g-dev libzstd-dev libbz2-dev \
-	libgpgme-dev libsolv-dev libsolvext-dev libyaml-dev libjansson-dev libssl-dev libcmocka-dev \
+	libgpgme-dev libsolv-dev libsolvext-dev libyaml-dev libjansson-dev libssl-dev libcmocka-dev libdeflate-dev \
 	dpkg-dev apt-utils gnupg gpgv debian-archive-keyring ca-certificates curl python3 \
 	xz-utils zstd bzip2 skopeo umoci podman runc libfcgi-bin util-linux iproute2 passwd
 
@@ -66,7 +66,8 @@ unit: $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 	@failed=0; for t in $^; do echo "== $$t"; (cd tests/unit && ../../$$t) || failed=1; done; \
 	exit $$failed
 
-HERMETIC := tests/hermetic/run.sh tests/hermetic/sources.sh tests/hermetic/lock.sh
+HERMETIC := tests/hermetic/run.sh tests/hermetic/sources.sh tests/hermetic/lock.sh \
+	tests/hermetic/faults.sh tests/hermetic/contents.sh
 
 hermetic: build/distill build/distill-san
 	@failed=0; for t in $(HERMETIC); do $$t || failed=1; done; exit $$failed
@@ -90,7 +91,8 @@ sbom-check: build/tests/test_sbom $(SBOM_NODE)
 
 # Every tier, with one summary line at the end.
 check: build/distill build/distill-san $(UNIT_SRC:tests/unit/%.c=build/tests/%) $(SBOM_NODE)
-	tests/check.sh "$(MAKE) -s unit" "$(MAKE) -s sbom-check" $(HERMETIC) "$(MAKE) -s lock-check" tests/live/run.sh
+	tests/check.sh "$(MAKE) -s unit" "$(MAKE) -s fuzz-regress" "$(MAKE) -s sbom-check" $(HERMETIC) \
+		"$(MAKE) -s lock-check" tests/live/run.sh
 
 # Build specs/passbolt-fpm.yaml through the Debian mirror apt on this machine uses,
 # resolving against the mirror's current state (image-locked uses the lock).

@@ -17,11 +17,12 @@
 
 #define FUZZ_UNUSED __attribute__((unused))
 
-/* Stop the process with a message. Used for failures of the harness itself
- * (a full disk, a missing TMPDIR), which must not be mistaken for a finding. */
-FUZZ_UNUSED static void fuzz_die(const char *what, const char *path)
+/* Abort with a message for a failure of the harness itself, such as a full disk
+ * or a missing TMPDIR. libFuzzer records the abort as a crash, and the
+ * "fuzz harness:" prefix distinguishes it from a finding in the library. */
+FUZZ_UNUSED static void fuzz_die(const char *action, const char *path)
 {
-        fprintf(stderr, "fuzz harness: %s %s: %s\n", what, path, strerror(errno));
+        fprintf(stderr, "fuzz harness: %s %s: %s\n", action, path, strerror(errno));
         abort();
 }
 
@@ -72,7 +73,7 @@ FUZZ_UNUSED static void fuzz_write_file(const char *path, const uint8_t *data, s
                 fuzz_die("cannot write", path);
 }
 
-/* Return the number the next open() would get: the lowest free descriptor. A run
+/* Return the lowest free descriptor, the number the next open() would get. A run
  * that leaks a descriptor takes that number, so the value rises across the run. */
 FUZZ_UNUSED static int fuzz_lowest_free_fd(void)
 {
@@ -83,9 +84,10 @@ FUZZ_UNUSED static int fuzz_lowest_free_fd(void)
         return fd;
 }
 
-/* Abort, which libFuzzer records as a crash with the input, when the lowest free
- * descriptor differs from the one before the run: a higher one means the run
- * leaked a descriptor, a lower one that it closed a descriptor it did not open. */
+/* Abort when the lowest free descriptor differs from before, the value of
+ * fuzz_lowest_free_fd() at the start of the run. libFuzzer records the abort as
+ * a crash with the input. A higher value means the run leaked a descriptor, and
+ * a lower one means it closed a descriptor that it did not open. */
 FUZZ_UNUSED static void fuzz_check_fds(int before, const char *where)
 {
         int after = fuzz_lowest_free_fd();

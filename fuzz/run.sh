@@ -43,7 +43,7 @@ for t in "$@"; do
 done
 
 if ((${#failed[@]})); then
-        echo "fuzz: findings in ${failed[*]}. The inputs are in build/fuzz/artifacts/." >&2
+        echo "fuzz: ${failed[*]} failed. The crash, leak and timeout inputs are in build/fuzz/artifacts/." >&2
         exit 1
 fi
 echo "fuzz: no findings in $*"

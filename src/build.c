@@ -407,7 +407,8 @@ static int make_platform(struct build *b, const struct dl_build_options *o, stru
                 return rc;
         pl->ca_bundle = cr.ca_bundle;
         pl->layer_path = dl_asprintf("%s/layer-%s.tar.gz", b->workdir, pl->arch);
-        return dl_layer_write(&pl->tree, epoch, pl->layer_path, &pl->layer, err);
+        struct dl_layer_options lo = {.threads = 0, .cache = &b->cache};
+        return dl_layer_write_with(&pl->tree, epoch, pl->layer_path, &lo, &pl->layer, err);
 }
 
 static long long default_epoch(const struct build *b)

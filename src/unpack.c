@@ -139,25 +139,29 @@ static int read_control(struct archive *outer, const char *what, struct dl_deb_c
                         name += 2;
                 if (archive_entry_filetype(e) != AE_IFREG)
                         continue;
-                /* Control members are small; 16 MiB bounds a hostile one. */
-                if (!strcmp(name, "control"))
-                        ctl->control = read_entry_text(a, 16 << 20);
-                else if (!strcmp(name, "md5sums"))
-                        ctl->md5sums = read_entry_text(a, 16 << 20);
-                else if (!strcmp(name, "conffiles"))
-                        ctl->conffiles = read_entry_text(a, 16 << 20);
-                else if (!strcmp(name, "postinst")) {
-                        ctl->postinst = read_entry_text(a, 16 << 20);
-                        dl_strlist_push(&ctl->scripts, name);
-                } else if (!strcmp(name, "preinst") || !strcmp(name, "prerm") ||
-                           !strcmp(name, "postrm") || !strcmp(name, "triggers") ||
-                           !strcmp(name, "config"))
+                /* Control members are small; 16 MiB bounds a hostile one. A member
+                 * that appears twice is an error, as in dpkg-deb. */
+                char **slot = !strcmp(name, "control")     ? &ctl->control
+                              : !strcmp(name, "md5sums")   ? &ctl->md5sums
+                              : !strcmp(name, "conffiles") ? &ctl->conffiles
+                              : !strcmp(name, "postinst")  ? &ctl->postinst
+                                                           : NULL;
+                bool script = !strcmp(name, "preinst") || !strcmp(name, "prerm") ||
+                              !strcmp(name, "postrm") || !strcmp(name, "triggers") ||
+                              !strcmp(name, "config") || !strcmp(name, "postinst");
+                if ((slot && *slot) || (script && dl_strlist_contains(&ctl->scripts, name))) {
+                        rc = dl_fail(err, DL_EPACKAGE, "%s: control.tar holds %s twice", what, name);
+                        break;
+                }
+                if (slot)
+                        *slot = read_entry_text(a, 16 << 20);
+                if (script)
                         dl_strlist_push(&ctl->scripts, name);
         }
-        if (r != ARCHIVE_EOF)
+        if (rc == DL_OK && r != ARCHIVE_EOF)
                 rc = dl_fail(err, DL_EPACKAGE, "%s: control.tar is damaged: %s", what,
                              archive_error_string(a));
-        else if (!ctl->control || !*ctl->control)
+        else if (rc == DL_OK && (!ctl->control || !*ctl->control))
                 rc = dl_fail(err, DL_EPACKAGE, "%s: control.tar has no control file", what);
         archive_read_free(a);
         return rc;
@@ -599,6 +603,10 @@ int dl_unpack_deb(struct dl_unpack_context *ctx, int owner, const char *deb_path
                                              what, v);
                         seen_binary = true;
                         free(v);
+                } else if (!strncmp(name, "control.tar", 11) && seen_control) {
+                        rc = dl_fail(err, DL_EPACKAGE, "%s: %s holds two control.tar members", what, deb_path);
+                } else if (!strncmp(name, "data.tar", 8) && seen_data) {
+                        rc = dl_fail(err, DL_EPACKAGE, "%s: %s holds two data.tar members", what, deb_path);
                 } else if (!strncmp(name, "control.tar", 11)) {
                         if (!seen_binary)
                                 rc = dl_fail(err, DL_EPACKAGE, "%s: debian-binary must come first in a .deb", what);

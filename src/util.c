@@ -453,8 +453,15 @@ long long dl_parse_rfc2822(const char *s)
                 if (t < 0)
                         return -1;
                 if (zone[0] == '+' || zone[0] == '-') {
-                        int hhmm = atoi(zone + 1);
-                        long long off = (hhmm / 100) * 3600 + (hhmm % 100) * 60;
+                        /* RFC 2822 zones are exactly four digits, HHMM. */
+                        const char *z = zone + 1;
+                        if (strlen(z) != 4 || strspn(z, "0123456789") != 4)
+                                return -1;
+                        long long hh = (z[0] - '0') * 10 + (z[1] - '0');
+                        long long mm = (z[2] - '0') * 10 + (z[3] - '0');
+                        if (hh > 23 || mm > 59)
+                                return -1;
+                        long long off = hh * 3600 + mm * 60;
                         t += zone[0] == '+' ? -off : off;
                 } else if (zone[0] && strcmp(zone, "UTC") != 0 && strcmp(zone, "GMT") != 0 &&
                            strcmp(zone, "Z") != 0) {

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "distill/cache.h"
 #include "distill/error.h"
 #include "distill/fstree.h"
 #include "distill/util.h"
@@ -18,9 +19,29 @@ struct dl_layer {
         uint64_t tar_size;
 };
 
+struct dl_layer_options {
+        int threads;                  /* compression threads; 0: one per online core */
+        const struct dl_cache *cache; /* reuse compressed groups from here; may be NULL */
+};
+
 /* Write the layer of t to path. Entries newer than epoch get epoch as mtime; entries
- * without a time (mtime -1) get epoch. */
+ * without a time (mtime -1) get epoch.
+ *
+ * The tar stream is cut into groups of whole entries, where an entry whose path
+ * hashes to 0 modulo DL_LAYER_GROUP_SPACING ends a group, and each group becomes
+ * one gzip member (RFC 1952 allows several; Go's and Python's readers, and so
+ * docker, podman, skopeo and containerd, read them as one stream). The cut depends
+ * only on the entries, so the bytes do not depend on the thread count, and a group
+ * whose bytes were compressed before is taken from the cache. */
 int dl_layer_write(const struct dl_fstree *t, long long epoch, const char *path,
                    struct dl_layer *out, struct dl_error *err);
+int dl_layer_write_with(const struct dl_fstree *t, long long epoch, const char *path,
+                        const struct dl_layer_options *o, struct dl_layer *out,
+                        struct dl_error *err);
+
+/* Entries per group on average; larger groups compress slightly better. */
+#define DL_LAYER_GROUP_SPACING 64
+/* libdeflate's level for the layer: close to gzip -6 in size, several times faster. */
+#define DL_LAYER_LEVEL 6
 
 #endif

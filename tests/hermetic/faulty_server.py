@@ -12,7 +12,8 @@ RULES.json maps a path suffix to a fault, for example
 
 The longest suffix that ends the request path (query string removed) applies.
 The file is read again on every request, so the test rewrites it between
-cases; when its text changes, every request counter starts again at zero.
+cases; when its text changes or the file is replaced (a new inode, as a
+rename gives), every request counter starts again at zero.
 "count" is how many requests (counted per suffix) get the fault before the
 file is served normally; without it every request gets the fault. Modes:
 
@@ -65,25 +66,26 @@ class FaultState:
         self.rules_path = rules_path
         self.log_path = log_path
         self.lock = threading.Lock()
-        self.rules_text = None
+        self.rules_identity = None
         self.rules = {}
         self.counters = {}
 
     def load_rules(self):
-        """Read the rules file; reset the counters when its text changed."""
+        """Read the rules file; reset the counters when it changed or was replaced."""
         try:
             with open(self.rules_path, encoding="utf-8") as f:
+                inode = os.fstat(f.fileno()).st_ino
                 text = f.read()
         except FileNotFoundError:
-            text = "{}"
-        if text != self.rules_text:
+            inode, text = None, "{}"
+        if (inode, text) != self.rules_identity:
             rules = json.loads(text) if text.strip() else {}
             if not isinstance(rules, dict):
                 raise ValueError(f"{self.rules_path}: expected a JSON object")
             for suffix, rule in rules.items():
                 if rule.get("mode") not in MODES:
                     raise ValueError(f"{self.rules_path}: {suffix}: unknown mode {rule.get('mode')!r}")
-            self.rules_text = text
+            self.rules_identity = (inode, text)
             self.rules = rules
             self.counters = {}
 

@@ -168,7 +168,7 @@ export APT_CONFIG=$work/apt.conf
 apt-get update -qq >"$work/update.log" 2>&1 || bench_die "apt-get update on the mirror failed: $(cat "$work/update.log")"
 
 # Print the pool files apt would download to install PACKAGES from nothing,
-# one a line: archive, path, size, SHA256, apt's file name (tab-separated).
+# one a line: archive, path, size, SHA256, NAME=VERSION (tab-separated).
 closure() {
         apt-get install -qq -y --print-uris --no-install-recommends "$@" >"$work/uris" 2>"$work/uris.err" ||
                 bench_die "apt-get install --print-uris $* failed: $(cat "$work/uris.err")"
@@ -188,7 +188,9 @@ with open(uris, encoding="utf-8") as f:
         if not path.startswith(dest + "/") or not digest.startswith("SHA256:"):
             sys.exit("unexpected apt output: " + line.strip())
         archive, rel = path[len(dest) + 1:].split("/", 1)
-        print("\t".join([archive, rel, size, digest[len("SHA256:"):], name]))
+        # apt's file name is NAME_VERSION_ARCH.deb with the epoch colon escaped.
+        package, version = urllib.parse.unquote(name).split("_")[0:2]
+        print("\t".join([archive, rel, size, digest[len("SHA256:"):], package + "=" + version]))
         found += 1
 if not found:
     sys.exit("apt resolved no package files")
@@ -213,7 +215,7 @@ sort -u "$work"/set-*.tsv >"$work/all.tsv"
 # 4. One other version of a package of set (b): the smallest .deb among the
 # versions that differ from apt's candidate, so the one-change benchmark
 # downloads little and stays about the unpacking and packing.
-cut -f5 "$work/set-b.tsv" | sed 's/_.*//' | sort -u >"$work/names-b"
+cut -f5 "$work/set-b.tsv" | sed 's/=.*//' | sort -u >"$work/names-b"
 apt-cache show $(cat "$work/names-b") >"$work/show-b" 2>/dev/null || true
 apt-cache madison $(cat "$work/names-b") >"$work/madison-b" 2>/dev/null || true
 python3 - "$work/set-b.tsv" "$work/show-b" "$work/madison-b" "$dest" >"$work/alternate.tsv" <<'PY'
@@ -223,7 +225,7 @@ set_b, show, madison, dest = sys.argv[1:5]
 chosen = {}
 for line in open(set_b, encoding="utf-8"):
     archive, rel, size, digest, name = line.rstrip("\n").split("\t")
-    chosen[name.split("_")[0]] = rel
+    chosen[name.split("=")[0]] = rel
 
 # madison: "name | version | file:/MIRROR/ARCHIVE bookworm-security/main amd64 Packages"
 suites = {}
@@ -270,7 +272,7 @@ while IFS=$'\t' read -r archive rel size digest _; do
 done < <(cat "$work/all.tsv"
         awk -F'\t' '{ print $3 "\t" $5 "\t" $6 "\t" $7 "\t-" }' "$work/alternate.tsv")
 
-# The closures as plain package lists, for the benchmarks and for a reader.
+# The closures as NAME=VERSION lists, for the benchmarks and for a reader.
 for set in a b c1 c2; do
         cut -f5 "$work/set-$set.tsv" | sort >"$dest/bench-set-$set.txt"
 done

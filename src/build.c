@@ -1,6 +1,7 @@
 #include "distill/build.h"
 
 #include <dirent.h>
+#include <jansson.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "distill/cache.h"
+#include "distill/cleanup.h"
 #include "distill/customize.h"
 #include "distill/fetch.h"
 #include "distill/fstree.h"
@@ -381,6 +383,100 @@ static int unpack_platform(struct build *b, struct platform *pl, struct dl_error
         return rc;
 }
 
+/* The key of a platform's finished layer: everything its bytes depend on. The
+ * running binary's own digest stands for distill's version, so any change of code
+ * misses. A spec that copies local files (files.source) has no key: those files
+ * may change without the spec changing. */
+static char *layer_key(const struct build *b, const struct platform *pl, long long epoch)
+{
+        static char exe[DL_SHA256_HEX];
+        struct dl_error ignored;
+        if (!exe[0] && dl_sha256_file("/proc/self/exe", exe, NULL, &ignored) != DL_OK)
+                return NULL;
+        for (size_t i = 0; i < b->spec.n_files; i++)
+                if (b->spec.files[i].source)
+                        return NULL;
+        struct dl_buf spec_text = {0};
+        if (dl_read_file(b->spec.path, &spec_text, &ignored) != DL_OK) {
+                dl_buf_free(&spec_text);
+                return NULL;
+        }
+        struct dl_sha256 *h = dl_sha256_new();
+        char line[256];
+        snprintf(line, sizeof line, "distill %s\narch %s\nepoch %lld\n", exe, pl->arch, epoch);
+        dl_sha256_update(h, line, strlen(line));
+        dl_sha256_update(h, spec_text.data, spec_text.len);
+        for (size_t i = 0; i < pl->res.n_packages; i++) {
+                const struct dl_package *p = &pl->res.packages[i];
+                dl_sha256_update(h, p->sha256, strlen(p->sha256));
+                dl_sha256_update(h, "\n", 1);
+        }
+        dl_buf_free(&spec_text);
+        char hex[DL_SHA256_HEX];
+        dl_sha256_final(h, hex);
+        return dl_asprintf("%s/layers/%s.json", b->cache.dir, hex);
+}
+
+/* Take a platform's finished layer from the cache when its key is there. */
+static bool reuse_layer(struct build *b, struct platform *pl, long long epoch)
+{
+        char *key = layer_key(b, pl, epoch);
+        json_t *j = key ? json_load_file(key, 0, NULL) : NULL;
+        const char *digest = j ? json_string_value(json_object_get(j, "digest")) : NULL;
+        const char *diff = j ? json_string_value(json_object_get(j, "diff_id")) : NULL;
+        bool ok = digest && diff && dl_is_sha256_hex(digest) && dl_is_sha256_hex(diff) &&
+                  dl_cache_valid(&b->cache, digest);
+        if (ok) {
+                memcpy(pl->layer.digest, digest, DL_SHA256_HEX);
+                memcpy(pl->layer.diff_id, diff, DL_SHA256_HEX);
+                pl->layer.size = (uint64_t)json_integer_value(json_object_get(j, "size"));
+                pl->layer.tar_size = (uint64_t)json_integer_value(json_object_get(j, "tar_size"));
+                pl->ca_bundle = json_is_true(json_object_get(j, "ca_bundle"));
+                pl->layer_path = dl_cache_path(&b->cache, digest);
+                dl_info("reusing the finished %s layer from the cache", pl->arch);
+        }
+        json_decref(j);
+        free(key);
+        return ok;
+}
+
+/* Remember a platform's finished layer for the next build with the same inputs. */
+static void store_layer(struct build *b, struct platform *pl, long long epoch)
+{
+        struct dl_error ignored;
+        char *key = layer_key(b, pl, epoch);
+        if (!key)
+                return;
+        char *tmp = dl_cache_tmp_path(&b->cache);
+        char *dir = dl_dirname(key);
+        bool ok = dl_mkdir_p(dir, 0755, &ignored) == DL_OK && link(pl->layer_path, tmp) == 0;
+        if (!ok) {
+                /* Another file system: copy instead of linking. */
+                struct dl_buf data = {0};
+                ok = dl_read_file(pl->layer_path, &data, &ignored) == DL_OK &&
+                     dl_write_file_atomic(tmp, data.data, data.len, 0644, &ignored) == DL_OK;
+                dl_buf_free(&data);
+        }
+        if (ok && dl_cache_commit(&b->cache, tmp, pl->layer.digest, pl->layer.size, "layer",
+                                  &ignored) == DL_OK) {
+                json_t *j = json_object();
+                json_object_set_new(j, "digest", json_string(pl->layer.digest));
+                json_object_set_new(j, "diff_id", json_string(pl->layer.diff_id));
+                json_object_set_new(j, "size", json_integer((json_int_t)pl->layer.size));
+                json_object_set_new(j, "tar_size", json_integer((json_int_t)pl->layer.tar_size));
+                json_object_set_new(j, "ca_bundle", json_boolean(pl->ca_bundle));
+                char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+                dl_write_file_atomic(key, text, strlen(text), 0644, &ignored);
+                free(text);
+                json_decref(j);
+        }
+        unlink(tmp);
+        dl_cleanup_forget(tmp);
+        free(tmp);
+        free(dir);
+        free(key);
+}
+
 /* Unpack, customize and write the layer of one platform. */
 static int make_platform(struct build *b, const struct dl_build_options *o, struct platform *pl,
                          long long epoch, struct dl_error *err)
@@ -518,12 +614,28 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result,
         if ((rc = load_lock(&b, o, &locked, err)))
                 goto out;
         rc = locked ? use_lock(&b, err) : resolve_all(&b, o, err);
-        if (rc || (rc = fetch_all(&b, o, err)))
+        if (rc)
                 goto out;
         if (epoch < 0)
                 epoch = default_epoch(&b);
-        for (size_t i = 0; i < b.n_platforms && rc == DL_OK; i++)
-                rc = make_platform(&b, o, &b.platforms[i], epoch, err);
+        /* A finished layer is reused unless the build must see the trees (an SBOM or
+         * --rootfs). */
+        bool all_reused = !o->sbom && !o->rootfs;
+        for (size_t i = 0; i < b.n_platforms && all_reused; i++)
+                all_reused = reuse_layer(&b, &b.platforms[i], epoch);
+        if (!all_reused) {
+                for (size_t i = 0; i < b.n_platforms; i++) {
+                        free(b.platforms[i].layer_path);
+                        b.platforms[i].layer_path = NULL;
+                }
+                if ((rc = fetch_all(&b, o, err)))
+                        goto out;
+                for (size_t i = 0; i < b.n_platforms && rc == DL_OK; i++) {
+                        rc = make_platform(&b, o, &b.platforms[i], epoch, err);
+                        if (rc == DL_OK)
+                                store_layer(&b, &b.platforms[i], epoch);
+                }
+        }
         if (rc)
                 goto out;
 

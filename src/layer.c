@@ -14,7 +14,9 @@
 
 /* Groups compressed at once: enough to keep every thread busy, few enough that the
  * memory stays bounded (about twice the batch's bytes). */
-#define BATCH_BYTES (24u << 20)
+#define BATCH_BYTES (8u << 20)
+/* The largest group: bytes of uncompressed tar in one gzip member. */
+#define GROUP_MAX (2u << 20)
 
 struct group {
         struct dl_buf in;
@@ -42,22 +44,44 @@ struct sink {
         size_t reused;
 };
 
+static int flush_batch(struct sink *s, bool final);
+
+static void open_group(struct sink *s)
+{
+        if (s->n_batch == s->cap_batch) {
+                s->cap_batch = s->cap_batch ? s->cap_batch * 2 : 16;
+                s->batch = dl_realloc(s->batch, s->cap_batch * sizeof *s->batch);
+        }
+        memset(&s->batch[s->n_batch++], 0, sizeof *s->batch);
+}
+
 static la_ssize_t sink_write(struct archive *a, void *user, const void *data, size_t n)
 {
         struct sink *s = user;
-        (void)a;
+        const char *p = data;
+        size_t left = n;
         dl_sha256_update(s->tar_hash, data, n);
         s->tar_size += n;
-        if (s->n_batch == 0 || s->batch[s->n_batch - 1].closed) {
-                /* No open group: start one. */
-                if (s->n_batch == s->cap_batch) {
-                        s->cap_batch = s->cap_batch ? s->cap_batch * 2 : 16;
-                        s->batch = dl_realloc(s->batch, s->cap_batch * sizeof *s->batch);
+        while (left > 0) {
+                if (s->n_batch == 0 || s->batch[s->n_batch - 1].closed)
+                        open_group(s);
+                struct group *g = &s->batch[s->n_batch - 1];
+                /* A group is also cut every GROUP_MAX bytes from its start, which still
+                 * depends only on the content, so large files compress in parallel and
+                 * memory stays bounded. */
+                size_t take = GROUP_MAX - g->in.len < left ? GROUP_MAX - g->in.len : left;
+                dl_buf_append(&g->in, p, take);
+                s->batch_bytes += take;
+                p += take;
+                left -= take;
+                if (g->in.len == GROUP_MAX) {
+                        g->closed = true;
+                        if (s->batch_bytes >= BATCH_BYTES && flush_batch(s, false) != 0) {
+                                archive_set_error(a, s->error ? s->error : EIO, "cannot write the layer");
+                                return -1;
+                        }
                 }
-                memset(&s->batch[s->n_batch++], 0, sizeof *s->batch);
         }
-        dl_buf_append(&s->batch[s->n_batch - 1].in, data, n);
-        s->batch_bytes += n;
         return (la_ssize_t)n;
 }
 

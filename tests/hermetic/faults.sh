@@ -473,6 +473,7 @@ setup_fixtures() {
         timeout 900 bash -c '
                 set -euo pipefail
                 source "$1"
+                mkdir -p "$2" "$3"
                 build_fx_base "$2" "$3"
                 build_dependency_chain "$2" "$3"
                 build_fault_packages "$2" "$3" "$4"

@@ -1,0 +1,141 @@
+/* The floor of an image build from a set of .deb files: the work that no tool
+ * which unpacks them into one gzip layer can skip. For every .deb given, it
+ * decompresses the data.tar member, computes the SHA-256 of each file's
+ * contents, and feeds those contents through one deflate stream with a gzip
+ * wrapper at zlib level 6, which is what distill's layer writer uses. The
+ * output is discarded; nothing is written to disk.
+ *
+ * Usage: floor DEB...
+ * Prints one line: debs=N files=N unpacked_bytes=N compressed_bytes=N cpu_seconds=S
+ * where cpu_seconds is the user plus system time of this process (getrusage),
+ * measured after all the work, so it includes reading the files.
+ *
+ * Build: cc -O2 -o floor floor.c -larchive -lz -lcrypto */
+#include <archive.h>
+#include <archive_entry.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <zlib.h>
+
+#define BUF_SIZE (256 * 1024)
+
+struct totals {
+        unsigned long long files;
+        unsigned long long unpacked;
+        unsigned long long compressed;
+};
+
+static z_stream zs;
+static unsigned char zout[BUF_SIZE];
+
+static void die(const char *what, const char *detail)
+{
+        fprintf(stderr, "floor: error: %s: %s\n", what, detail ? detail : "unknown error");
+        exit(1);
+}
+
+/* Deflate len bytes (flush Z_FINISH at the end) and count the output. */
+static void compress_bytes(const void *data, size_t len, int flush, struct totals *t)
+{
+        zs.next_in = (unsigned char *)data;
+        zs.avail_in = (uInt)len;
+        do {
+                zs.next_out = zout;
+                zs.avail_out = sizeof zout;
+                int rc = deflate(&zs, flush);
+                if (rc == Z_STREAM_ERROR)
+                        die("deflate", zs.msg);
+                t->compressed += sizeof zout - zs.avail_out;
+        } while (zs.avail_out == 0 || (flush == Z_FINISH && zs.avail_in > 0));
+}
+
+/* The data.tar member is read straight from the outer ar archive. */
+static la_ssize_t read_member(struct archive *inner, void *outer, const void **buf)
+{
+        static unsigned char member[BUF_SIZE];
+        (void)inner;
+        *buf = member;
+        return archive_read_data(outer, member, sizeof member);
+}
+
+static void unpack_data_tar(struct archive *outer, const char *deb, EVP_MD_CTX *md,
+                            unsigned char *buf, struct totals *t)
+{
+        struct archive *tar = archive_read_new();
+        struct archive_entry *entry;
+        archive_read_support_filter_all(tar);
+        archive_read_support_format_tar(tar);
+        if (archive_read_open(tar, outer, NULL, read_member, NULL) != ARCHIVE_OK)
+                die(deb, archive_error_string(tar));
+        int rc;
+        while ((rc = archive_read_next_header(tar, &entry)) == ARCHIVE_OK) {
+                if (archive_entry_filetype(entry) != AE_IFREG)
+                        continue;
+                unsigned char digest[EVP_MAX_MD_SIZE];
+                unsigned int digest_len;
+                la_ssize_t n;
+                if (!EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+                        die("EVP_DigestInit_ex", "failed");
+                while ((n = archive_read_data(tar, buf, BUF_SIZE)) > 0) {
+                        EVP_DigestUpdate(md, buf, (size_t)n);
+                        compress_bytes(buf, (size_t)n, Z_NO_FLUSH, t);
+                        t->unpacked += (unsigned long long)n;
+                }
+                if (n < 0)
+                        die(deb, archive_error_string(tar));
+                EVP_DigestFinal_ex(md, digest, &digest_len);
+                t->files++;
+        }
+        if (rc != ARCHIVE_EOF)
+                die(deb, archive_error_string(tar));
+        archive_read_free(tar);
+}
+
+int main(int argc, char **argv)
+{
+        struct totals t = {0};
+        unsigned char *buf = malloc(BUF_SIZE);
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        if (argc < 2) {
+                fprintf(stderr, "usage: floor DEB...\n");
+                return 2;
+        }
+        if (!buf || !md)
+                die("memory", "allocation failed");
+        /* windowBits 16 + 15 selects the gzip wrapper, as in distill's layer writer. */
+        if (deflateInit2(&zs, 6, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+                die("deflateInit2", zs.msg);
+
+        for (int i = 1; i < argc; i++) {
+                struct archive *ar = archive_read_new();
+                struct archive_entry *entry;
+                int found = 0;
+                archive_read_support_format_ar(ar);
+                if (archive_read_open_filename(ar, argv[i], BUF_SIZE) != ARCHIVE_OK)
+                        die(argv[i], archive_error_string(ar));
+                while (!found && archive_read_next_header(ar, &entry) == ARCHIVE_OK) {
+                        if (strncmp(archive_entry_pathname(entry), "data.tar", 8) == 0) {
+                                unpack_data_tar(ar, argv[i], md, buf, &t);
+                                found = 1;
+                        }
+                }
+                if (!found)
+                        die(argv[i], "no data.tar member");
+                archive_read_free(ar);
+        }
+        compress_bytes(NULL, 0, Z_FINISH, &t);
+        deflateEnd(&zs);
+
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                     ru.ru_stime.tv_usec / 1e6;
+        printf("debs=%d files=%llu unpacked_bytes=%llu compressed_bytes=%llu cpu_seconds=%.3f\n", argc - 1,
+               t.files, t.unpacked, t.compressed, cpu);
+        EVP_MD_CTX_free(md);
+        free(buf);
+        return 0;
+}

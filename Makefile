@@ -3,7 +3,7 @@
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-PKGS    := libarchive libcurl liblzma zlib gpgme libsolv libsolvext yaml-0.1 jansson libcrypto libdeflate
+PKGS    := libarchive libcurl liblzma zlib gpgme libsolv libsolvext yaml-0.1 jansson libcrypto libdeflate libzstd
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
@@ -109,3 +109,12 @@ clean:
 	rm -rf build
 
 include fuzz/Makefile.inc
+
+# Benchmarks (bench/).
+.PHONY: bench bench-slim
+
+bench: build/distill
+	bench/run.sh
+
+bench-slim: build/distill
+	bench/slim.sh

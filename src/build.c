@@ -1,6 +1,7 @@
 #include "distill/build.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <jansson.h>
 #include <errno.h>
 #include <stdio.h>
@@ -92,6 +93,112 @@ static int add_merged_usr_links(struct dl_fstree *t, bool before, struct dl_erro
         return rc;
 }
 
+/* Decompressing data.tar members in parallel, ahead of the unpacking, which takes
+ * them in order. Each job leaves a zstd copy of one package's data.tar in the cache
+ * (unpacked/SHA256.tar.zst), which later builds reuse. */
+struct prep_job {
+        char *sha256;
+        char *deb;
+        char *dest;
+        int state; /* 0 waiting, 1 running, 2 done, 3 failed */
+        struct dl_error err;
+};
+
+struct prep_pool {
+        struct prep_job *jobs;
+        size_t n, next;
+        pthread_mutex_t lock;
+        pthread_cond_t done;
+        pthread_t *threads;
+        int n_threads;
+};
+
+/* A prepared copy is trusted only when its digest matches the one recorded beside
+ * it, so a damaged copy is made again rather than unpacked. */
+static bool prepared_valid(const char *dest)
+{
+        char *side = dl_asprintf("%s.sha256", dest);
+        struct dl_buf want = {0};
+        char got[DL_SHA256_HEX];
+        struct dl_error ignored;
+        bool ok = dl_read_file(side, &want, &ignored) == DL_OK && want.len >= 64 &&
+                  dl_sha256_file(dest, got, NULL, &ignored) == DL_OK && !strncmp(got, want.data, 64);
+        dl_buf_free(&want);
+        free(side);
+        return ok;
+}
+
+static int prepare(struct prep_job *j)
+{
+        char hex[DL_SHA256_HEX];
+        int rc = dl_unpack_prepare_data(j->deb, j->dest, &j->err);
+        if (rc == DL_OK && (rc = dl_sha256_file(j->dest, hex, NULL, &j->err)) == DL_OK) {
+                char *side = dl_asprintf("%s.sha256", j->dest);
+                rc = dl_write_file_unsynced(side, hex, 64, 0644, &j->err);
+                free(side);
+        }
+        return rc;
+}
+
+static void *prep_worker(void *arg)
+{
+        struct prep_pool *p = arg;
+        for (;;) {
+                pthread_mutex_lock(&p->lock);
+                size_t i = p->next < p->n ? p->next++ : p->n;
+                if (i < p->n)
+                        p->jobs[i].state = 1;
+                pthread_mutex_unlock(&p->lock);
+                if (i >= p->n)
+                        return NULL;
+                struct prep_job *j = &p->jobs[i];
+                int rc = prepared_valid(j->dest) ? DL_OK : prepare(j);
+                pthread_mutex_lock(&p->lock);
+                j->state = rc ? 3 : 2;
+                pthread_cond_broadcast(&p->done);
+                pthread_mutex_unlock(&p->lock);
+        }
+}
+
+/* The prepared data.tar of a package, waiting for it; NULL with err on failure. */
+static const char *prep_wait(struct prep_pool *p, const char *sha256, struct dl_error *err)
+{
+        for (size_t i = 0; i < p->n; i++) {
+                if (strcmp(p->jobs[i].sha256, sha256))
+                        continue;
+                pthread_mutex_lock(&p->lock);
+                while (p->jobs[i].state < 2)
+                        pthread_cond_wait(&p->done, &p->lock);
+                int state = p->jobs[i].state;
+                pthread_mutex_unlock(&p->lock);
+                if (state == 3) {
+                        *err = p->jobs[i].err;
+                        return NULL;
+                }
+                return p->jobs[i].dest;
+        }
+        dl_fail(err, DL_EINTERNAL, "no prepared data.tar for %s", sha256);
+        return NULL;
+}
+
+static void prep_stop(struct prep_pool *p)
+{
+        pthread_mutex_lock(&p->lock);
+        p->next = p->n; /* no new jobs start */
+        pthread_mutex_unlock(&p->lock);
+        for (int i = 0; i < p->n_threads; i++)
+                pthread_join(p->threads[i], NULL);
+        for (size_t i = 0; i < p->n; i++) {
+                free(p->jobs[i].sha256);
+                free(p->jobs[i].deb);
+                free(p->jobs[i].dest);
+        }
+        free(p->jobs);
+        free(p->threads);
+        pthread_mutex_destroy(&p->lock);
+        pthread_cond_destroy(&p->done);
+}
+
 /* One platform of the image: its packages and the tree and layer made from them. */
 struct platform {
         const char *arch;
@@ -114,6 +221,7 @@ struct build {
         struct dl_http_options http;
         struct dl_lock lock;
         bool have_lock;
+        struct prep_pool *prep;
         struct platform *platforms;
         size_t n_platforms;
         char *workdir;
@@ -368,7 +476,11 @@ static int unpack_platform(struct build *b, struct platform *pl, struct dl_error
                 rc = add_merged_usr_links(&pl->tree, true, err);
         for (size_t i = 0; i < n && rc == DL_OK; i++) {
                 char *deb = dl_cache_path(&b->cache, pl->res.packages[i].sha256);
-                rc = dl_unpack_deb(&ctx, (int)i, deb, &pl->ctls[i], err);
+                ctx.data_tar = b->prep ? prep_wait(b->prep, pl->res.packages[i].sha256, err) : NULL;
+                if (b->prep && !ctx.data_tar)
+                        rc = err->code;
+                else
+                        rc = dl_unpack_deb(&ctx, (int)i, deb, &pl->ctls[i], err);
                 free(deb);
         }
         if (rc == DL_OK && b->spec.merged_usr)
@@ -454,7 +566,7 @@ static void store_layer(struct build *b, struct platform *pl, long long epoch)
                 /* Another file system: copy instead of linking. */
                 struct dl_buf data = {0};
                 ok = dl_read_file(pl->layer_path, &data, &ignored) == DL_OK &&
-                     dl_write_file_atomic(tmp, data.data, data.len, 0644, &ignored) == DL_OK;
+                     dl_write_file_unsynced(tmp, data.data, data.len, 0644, &ignored) == DL_OK;
                 dl_buf_free(&data);
         }
         if (ok && dl_cache_commit(&b->cache, tmp, pl->layer.digest, pl->layer.size, "layer",
@@ -466,7 +578,7 @@ static void store_layer(struct build *b, struct platform *pl, long long epoch)
                 json_object_set_new(j, "tar_size", json_integer((json_int_t)pl->layer.tar_size));
                 json_object_set_new(j, "ca_bundle", json_boolean(pl->ca_bundle));
                 char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-                dl_write_file_atomic(key, text, strlen(text), 0644, &ignored);
+                dl_write_file_unsynced(key, text, strlen(text), 0644, &ignored);
                 free(text);
                 json_decref(j);
         }
@@ -505,6 +617,43 @@ static int make_platform(struct build *b, const struct dl_build_options *o, stru
         pl->layer_path = dl_asprintf("%s/layer-%s.tar.gz", b->workdir, pl->arch);
         struct dl_layer_options lo = {.threads = 0, .cache = &b->cache};
         return dl_layer_write_with(&pl->tree, epoch, pl->layer_path, &lo, &pl->layer, err);
+}
+
+/* Start decompressing every platform's packages, in the order they unpack. */
+static void prep_start(struct build *b, struct prep_pool *p)
+{
+        struct dl_error ignored;
+        char *dir = dl_path_join(b->cache.dir, "unpacked");
+        dl_mkdir_p(dir, 0755, &ignored);
+        memset(p, 0, sizeof *p);
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->done, NULL);
+        for (size_t k = 0; k < b->n_platforms; k++)
+                for (size_t i = 0; i < b->platforms[k].res.n_packages; i++) {
+                        const char *sha = b->platforms[k].res.packages[i].sha256;
+                        bool seen = false;
+                        for (size_t j = 0; j < p->n && !seen; j++)
+                                seen = !strcmp(p->jobs[j].sha256, sha);
+                        if (seen)
+                                continue;
+                        p->jobs = dl_realloc(p->jobs, (p->n + 1) * sizeof *p->jobs);
+                        p->jobs[p->n++] = (struct prep_job){dl_strdup(sha), dl_cache_path(&b->cache, sha),
+                                                            dl_asprintf("%s/%s.tar.zst", dir, sha), 0,
+                                                            {0, ""}};
+                }
+        free(dir);
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        p->n_threads = cores < 1 ? 1 : cores > 16 ? 16 : (int)cores;
+        p->threads = dl_calloc((size_t)p->n_threads, sizeof *p->threads);
+        for (int i = 0; i < p->n_threads; i++)
+                if (pthread_create(&p->threads[i], NULL, prep_worker, p) != 0) {
+                        p->n_threads = i;
+                        break;
+                }
+        if (p->n_threads == 0) {
+                /* No thread could start: do the work here, in order. */
+                prep_worker(p);
+        }
 }
 
 static long long default_epoch(const struct build *b)
@@ -630,11 +779,16 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result,
                 }
                 if ((rc = fetch_all(&b, o, err)))
                         goto out;
+                struct prep_pool pool;
+                prep_start(&b, &pool);
+                b.prep = &pool;
                 for (size_t i = 0; i < b.n_platforms && rc == DL_OK; i++) {
                         rc = make_platform(&b, o, &b.platforms[i], epoch, err);
                         if (rc == DL_OK)
                                 store_layer(&b, &b.platforms[i], epoch);
                 }
+                prep_stop(&pool);
+                b.prep = NULL;
         }
         if (rc)
                 goto out;

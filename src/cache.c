@@ -113,11 +113,8 @@ int dl_cache_commit(const struct dl_cache *c, const char *tmp, const char *sha25
                 return dl_fail(err, DL_EVERIFY, "%s: SHA256 mismatch: expected %s, got %s; the file was altered or the mirror is inconsistent",
                                what, sha256, got);
         }
-        int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) {
-                fsync(fd);
-                close(fd);
-        }
+        /* No fsync: every use checks the entry's digest again, so an entry that a
+         * crash damaged is fetched anew rather than trusted. */
         chmod(tmp, 0644);
         char *dest = dl_cache_path(c, sha256);
         if (rename(tmp, dest) != 0) {

@@ -328,7 +328,13 @@ static int copy_source(const struct dl_customize_input *in, struct dl_fstree *t,
                 if (n < 0)
                         return dl_fail_errno(err, errno, "cannot read the symlink", local);
                 target[n] = '\0';
-                return dl_fstree_add_symlink(t, rel, target, in->epoch, err);
+                rc = dl_fstree_add_symlink(t, rel, target, in->epoch, err);
+                if (rc == DL_OK) {
+                        struct dl_node *node = dl_fstree_get(t, rel);
+                        node->uid = uid;
+                        node->gid = gid;
+                }
+                return rc;
         }
         if (!S_ISREG(st.st_mode))
                 return dl_fail(err, DL_ESPEC, "files entry %s: %s is neither a file, a directory nor a symlink",

@@ -126,7 +126,7 @@ static void store_cached(const struct sink *s, const struct group *g)
         char *p = group_cache_path(s, g);
         char *dir = dl_dirname(p);
         if (dl_mkdir_p(dir, 0755, &ignored) == DL_OK)
-                dl_write_file_atomic(p, g->out, g->out_len, 0644, &ignored);
+                dl_write_file_unsynced(p, g->out, g->out_len, 0644, &ignored);
         free(dir);
         free(p);
 }

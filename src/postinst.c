@@ -291,9 +291,24 @@ static void report_line(const struct dl_fstree *t, const struct dl_spec *spec, c
         }
 }
 
+/* Whether some SAPI's conf.d links module name (PRIORITY-NAME.ini). */
+static bool php_module_enabled(const struct dl_fstree *t, const char *name)
+{
+        size_t len = strlen(name);
+        for (size_t i = 0; i < t->n_nodes; i++) {
+                const struct dl_node *n = t->nodes[i];
+                const char *conf = n->removed ? NULL : strstr(n->path, "/conf.d/");
+                const char *dash = conf ? strchr(conf + 8, '-') : NULL;
+                if (dash && !strncmp(n->path, "etc/php/", 8) && !strncmp(dash + 1, name, len) &&
+                    !strcmp(dash + 1 + len, ".ini"))
+                        return true;
+        }
+        return false;
+}
+
 /* php packages enable every module they ship from postinst ("for dsoname in a b").
- * Report the modules the spec leaves disabled. */
-static void report_php_modules(const struct dl_spec *spec, const char *pkg, const char *script,
+ * Report the modules the image leaves disabled. */
+static void report_php_modules(const struct dl_fstree *t, const char *pkg, const char *script,
                                size_t *count)
 {
         const char *p = strstr(script, "for dsoname in ");
@@ -306,10 +321,10 @@ static void report_php_modules(const struct dl_spec *spec, const char *pkg, cons
         char *list = dl_strndup(p, (size_t)(end - p)), *save = NULL;
         struct dl_buf off = {0};
         for (char *w = strtok_r(list, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
-                if (!dl_strlist_contains(&spec->php.extensions, w))
+                if (!php_module_enabled(t, w))
                         dl_buf_printf(&off, "%s%s", off.len ? ", " : "", w);
         if (off.len) {
-                dl_info("%s: its postinst would enable %s (phpenmod); they stay disabled because php.extensions does not list them",
+                dl_info("%s: its postinst would enable %s (phpenmod); they stay disabled because php.extensions neither lists nor requires them",
                         pkg, off.data);
                 (*count)++;
         }
@@ -363,7 +378,7 @@ size_t dl_postinst_report_skipped(const struct dl_fstree *t, const struct dl_spe
         for (size_t i = 0; i < n; i++) {
                 const char *script = controls[i].postinst;
                 if (script) {
-                        report_php_modules(spec, pkgs[i].name, script, &count);
+                        report_php_modules(t, pkgs[i].name, script, &count);
                         for (const char *line = script; line && *line;) {
                                 const char *eol = strchr(line, '\n');
                                 char *l = eol ? dl_strndup(line, (size_t)(eol - line)) : dl_strdup(line);

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zstd.h>
+
+#include "distill/cleanup.h"
 
 #include "distill/deb822.h"
 #include "distill/log.h"
@@ -563,10 +566,24 @@ out:
 static int read_data(struct dl_unpack_context *ctx, int owner, struct archive *outer,
                      const char *what, bool want_md5, struct dl_error *err)
 {
-        struct archive *a = open_inner(outer);
+        struct archive *a;
         struct archive_entry *e;
         int r, rc = DL_OK;
 
+        if (ctx->data_tar) {
+                a = archive_read_new();
+                archive_read_support_filter_all(a);
+                archive_read_support_format_gnutar(a);
+                archive_read_support_format_tar(a);
+                if (archive_read_open_filename(a, ctx->data_tar, 1 << 17) != ARCHIVE_OK) {
+                        rc = dl_fail(err, DL_EIO, "%s: cannot read the prepared data.tar %s: %s", what,
+                                     ctx->data_tar, archive_error_string(a));
+                        archive_read_free(a);
+                        return rc;
+                }
+        } else {
+                a = open_inner(outer);
+        }
         if (!a)
                 return dl_fail(err, DL_EPACKAGE, "%s: cannot read data.tar", what);
         while (rc == DL_OK && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK)
@@ -629,6 +646,103 @@ int dl_unpack_deb(struct dl_unpack_context *ctx, int owner, const char *deb_path
 out:
         archive_read_free(a);
         free(what);
+        return rc;
+}
+
+/* Stream the decompressed data member of an open .deb into a zstd file. */
+static int copy_data_member(struct archive *outer, FILE *out, const char *deb_path,
+                            struct dl_error *err)
+{
+        struct archive *raw = archive_read_new();
+        struct archive_entry *e;
+        ZSTD_CCtx *z = ZSTD_createCCtx();
+        static __thread char in[1 << 17];
+        size_t out_cap = ZSTD_CStreamOutSize();
+        char *zout = dl_malloc(out_cap);
+        int rc = DL_OK;
+
+        /* Level 1: the copy is read back at memory speed and costs little to make. */
+        ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, 1);
+        archive_read_support_filter_all(raw);
+        archive_read_support_format_raw(raw);
+        if (archive_read_open(raw, outer, NULL, read_member, NULL) != ARCHIVE_OK ||
+            archive_read_next_header(raw, &e) != ARCHIVE_OK) {
+                rc = dl_fail(err, DL_EPACKAGE, "%s: cannot decompress data.tar: %s", deb_path,
+                             archive_error_string(raw));
+                goto out;
+        }
+        for (;;) {
+                la_ssize_t n = archive_read_data(raw, in, sizeof in);
+                if (n < 0) {
+                        rc = dl_fail(err, DL_EPACKAGE, "%s: data.tar is damaged: %s", deb_path,
+                                     archive_error_string(raw));
+                        break;
+                }
+                ZSTD_inBuffer ib = {in, (size_t)n, 0};
+                ZSTD_EndDirective mode = n == 0 ? ZSTD_e_end : ZSTD_e_continue;
+                size_t remaining;
+                do {
+                        ZSTD_outBuffer ob = {zout, out_cap, 0};
+                        remaining = ZSTD_compressStream2(z, &ob, &ib, mode);
+                        if (ZSTD_isError(remaining)) {
+                                rc = dl_fail(err, DL_EINTERNAL, "zstd: %s", ZSTD_getErrorName(remaining));
+                                break;
+                        }
+                        if (fwrite(zout, 1, ob.pos, out) != ob.pos) {
+                                rc = dl_fail_errno(err, errno, "cannot write the prepared data.tar of", deb_path);
+                                break;
+                        }
+                } while (rc == DL_OK && (mode == ZSTD_e_end ? remaining != 0 : ib.pos < ib.size));
+                if (rc || n == 0)
+                        break;
+        }
+out:
+        free(zout);
+        ZSTD_freeCCtx(z);
+        archive_read_free(raw);
+        return rc;
+}
+
+int dl_unpack_prepare_data(const char *deb_path, const char *dest, struct dl_error *err)
+{
+        struct archive *a = archive_read_new();
+        struct archive_entry *e;
+        char *tmp = dl_asprintf("%s.tmp-XXXXXX", dest);
+        int fd = mkstemp(tmp);
+        FILE *out = fd >= 0 ? fdopen(fd, "wb") : NULL;
+        bool found = false;
+        int r, rc = DL_OK;
+
+        if (!out) {
+                rc = dl_fail_errno(err, errno, "cannot create", tmp);
+                if (fd >= 0)
+                        close(fd);
+                goto done;
+        }
+        dl_cleanup_add(tmp);
+        archive_read_support_format_ar(a);
+        if (archive_read_open_filename(a, deb_path, 1 << 16) != ARCHIVE_OK) {
+                rc = dl_fail(err, DL_EPACKAGE, "%s is not a .deb archive: %s", deb_path,
+                             archive_error_string(a));
+        } else {
+                while (!found && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK)
+                        if (!strncmp(archive_entry_pathname(e), "data.tar", 8)) {
+                                found = true;
+                                rc = copy_data_member(a, out, deb_path, err);
+                        }
+                if (rc == DL_OK && !found)
+                        rc = dl_fail(err, DL_EPACKAGE, "%s has no data.tar member", deb_path);
+        }
+        if (fclose(out) != 0 && rc == DL_OK)
+                rc = dl_fail_errno(err, errno, "cannot write", tmp);
+        if (rc == DL_OK && rename(tmp, dest) != 0)
+                rc = dl_fail_errno(err, errno, "cannot store", dest);
+        if (rc)
+                unlink(tmp);
+        dl_cleanup_forget(tmp);
+done:
+        archive_read_free(a);
+        free(tmp);
         return rc;
 }
 

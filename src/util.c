@@ -271,7 +271,7 @@ int dl_read_file(const char *path, struct dl_buf *out, struct dl_error *err)
         return DL_OK;
 }
 
-int dl_write_file_atomic(const char *path, const void *data, size_t n, int mode,
+static int write_replace(const char *path, const void *data, size_t n, int mode, bool sync,
                          struct dl_error *err)
 {
         char *tmp = dl_asprintf("%s.tmp-XXXXXX", path);
@@ -298,7 +298,7 @@ int dl_write_file_atomic(const char *path, const void *data, size_t n, int mode,
         }
         if (rc == DL_OK && fchmod(fd, (mode_t)mode) != 0)
                 rc = dl_fail_errno(err, errno, "cannot set the mode of", tmp);
-        if (rc == DL_OK && fsync(fd) != 0)
+        if (rc == DL_OK && sync && fsync(fd) != 0)
                 rc = dl_fail_errno(err, errno, "cannot write", tmp);
         if (close(fd) != 0 && rc == DL_OK)
                 rc = dl_fail_errno(err, errno, "cannot write", tmp);
@@ -309,6 +309,18 @@ int dl_write_file_atomic(const char *path, const void *data, size_t n, int mode,
         dl_cleanup_forget(tmp);
         free(tmp);
         return rc;
+}
+
+int dl_write_file_atomic(const char *path, const void *data, size_t n, int mode,
+                         struct dl_error *err)
+{
+        return write_replace(path, data, n, mode, true, err);
+}
+
+int dl_write_file_unsynced(const char *path, const void *data, size_t n, int mode,
+                           struct dl_error *err)
+{
+        return write_replace(path, data, n, mode, false, err);
 }
 
 int dl_mkdir_p(const char *path, int mode, struct dl_error *err)

@@ -53,6 +53,9 @@ int dl_read_file(const char *path, struct dl_buf *out, struct dl_error *err);
 /* Write data to path through a temporary file in the same directory, fsync, rename. */
 int dl_write_file_atomic(const char *path, const void *data, size_t n, int mode,
                          struct dl_error *err);
+/* The same without fsync, for cache entries that are checked on every use. */
+int dl_write_file_unsynced(const char *path, const void *data, size_t n, int mode,
+                           struct dl_error *err);
 int dl_mkdir_p(const char *path, int mode, struct dl_error *err);
 int dl_rm_rf(const char *path);
 /* Create a new directory under $TMPDIR (or /tmp) named distill-PREFIX-XXXXXX. */

@@ -691,6 +691,17 @@ static int fetch_all(struct build *b, const struct dl_build_options *o, struct d
         return rc;
 }
 
+/* Whether the directory that will hold path accepts new files. */
+static int check_writable(const char *path, const char *what, struct dl_error *err)
+{
+        char *dir = dl_dirname(path);
+        char *label = dl_asprintf("cannot write %s into", what);
+        int rc = access(dir, W_OK) == 0 ? DL_OK : dl_fail_errno(err, errno, label, dir);
+        free(label);
+        free(dir);
+        return rc;
+}
+
 int dl_build(const struct dl_build_options *o, struct dl_build_result *result,
              struct dl_error *err)
 {
@@ -720,32 +731,10 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result,
                 }
         }
         output = o->output ? dl_strdup(o->output) : dl_asprintf("%s.tar", b.spec.name);
-        /* Fail before the work when the output cannot be written at all. */
-        char *outdir = dl_dirname(output);
-        if (access(outdir, W_OK) != 0) {
-                rc = dl_fail_errno(err, errno, "cannot write the image into", outdir);
-                free(outdir);
-        if (o->sbom) {
-                char *sbom_dir = dl_dirname(o->sbom);
-                bool ok = access(sbom_dir, W_OK) == 0;
-                if (!ok)
-                        rc = dl_fail_errno(err, errno, "cannot write the SBOM into", sbom_dir);
-                free(sbom_dir);
-                if (!ok)
-                        goto out;
-        }
+        /* Fail before the work when the outputs cannot be written at all. */
+        if ((rc = check_writable(output, "the image", err)) ||
+            (o->sbom && (rc = check_writable(o->sbom, "the SBOM", err))))
                 goto out;
-        }
-        free(outdir);
-        if (o->sbom) {
-                char *sbom_dir = dl_dirname(o->sbom);
-                bool ok = access(sbom_dir, W_OK) == 0;
-                if (!ok)
-                        rc = dl_fail_errno(err, errno, "cannot write the SBOM into", sbom_dir);
-                free(sbom_dir);
-                if (!ok)
-                        goto out;
-        }
         if (o->tag && !strchr(o->tag, ':'))
                 ref = dl_asprintf("%s:latest", o->tag);
         else

@@ -303,30 +303,27 @@ void dl_lock_free(struct dl_lock *l)
         memset(l, 0, sizeof *l);
 }
 
+/* Append "the spec VERB WHAT ITEM" for each item of from that to lacks. */
+static void describe_missing(struct dl_buf *b, const char *verb, const char *what, json_t *from,
+                             json_t *to)
+{
+        for (size_t i = 0; i < json_array_size(from); i++) {
+                bool found = false;
+                for (size_t k = 0; k < json_array_size(to) && !found; k++)
+                        found = json_equal(json_array_get(from, i), json_array_get(to, k));
+                if (found)
+                        continue;
+                char *s = json_dumps(json_array_get(from, i),
+                                     JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+                dl_buf_printf(b, "%sthe spec %s %s %s", b->len ? "; " : "", verb, what, s);
+                free(s);
+        }
+}
+
 static void describe_list(struct dl_buf *b, const char *what, json_t *locked, json_t *now)
 {
-        for (size_t i = 0; i < json_array_size(now); i++) {
-                bool found = false;
-                for (size_t k = 0; k < json_array_size(locked) && !found; k++)
-                        found = json_equal(json_array_get(now, i), json_array_get(locked, k));
-                if (!found) {
-                        char *s = json_dumps(json_array_get(now, i), JSON_COMPACT | JSON_SORT_KEYS |
-                                                                             JSON_ENCODE_ANY);
-                        dl_buf_printf(b, "%sthe spec adds %s %s", b->len ? "; " : "", what, s);
-                        free(s);
-                }
-        }
-        for (size_t k = 0; k < json_array_size(locked); k++) {
-                bool found = false;
-                for (size_t i = 0; i < json_array_size(now) && !found; i++)
-                        found = json_equal(json_array_get(now, i), json_array_get(locked, k));
-                if (!found) {
-                        char *s = json_dumps(json_array_get(locked, k), JSON_COMPACT | JSON_SORT_KEYS |
-                                                                                JSON_ENCODE_ANY);
-                        dl_buf_printf(b, "%sthe spec drops %s %s", b->len ? "; " : "", what, s);
-                        free(s);
-                }
-        }
+        describe_missing(b, "adds", what, now, locked);
+        describe_missing(b, "drops", what, locked, now);
 }
 
 /* Name each package whose architecture limit differs between the lock and the spec. */

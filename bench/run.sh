@@ -15,8 +15,8 @@
 #   4. distill one change: the lock points one package at another version in the
 #      mirror (bench-alternate.tsv), whose .deb is not in the cache;
 #   5. the floor: the CPU time bench/floor.c spends decompressing every data.tar
-#      member, hashing the contents with SHA-256 and deflating them once at zlib
-#      level 6, divided by the number of cores.
+#      member, hashing the contents with SHA-256 and compressing them once with
+#      the layer writer's compressor and level, divided by the number of cores.
 # Wall times come from /usr/bin/time (or python3's resource module where it is
 # missing), as does the peak RSS of each distill run.
 #
@@ -24,6 +24,8 @@
 # here isolates the benchmark from other load. Output: the table on stdout and
 # as markdown in build/bench/results.md.
 set -euo pipefail
+# Byte order for sort, so that its lists compare equal to Python's sorted().
+export LC_ALL=C
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 runs=${BENCH_RUNS:-3}
@@ -95,11 +97,12 @@ summarize() {
 }
 
 # Check distill's "packages: N downloaded, M from the cache" message, so that a
-# cold run really starts empty and a warm one really downloads nothing.
+# cold run really starts empty and a warm one really downloads nothing. A build
+# that reuses its finished layer from the cache prints no such line: 0.
 expect_downloads() {
         local got
         got=$(sed -n 's/^distill: packages: \([0-9]*\) downloaded.*/\1/p' "$1")
-        [ "$got" = "$2" ] || bench_die "$1: distill downloaded ${got:-an unknown number of} packages, expected $2"
+        [ "${got:-0}" = "$2" ] || bench_die "$1: distill downloaded ${got:-0} packages, expected $2"
 }
 
 ratio() {
@@ -142,9 +145,9 @@ import sys
 lock, mirror, set_out, debs_out = sys.argv[1:5]
 packages = json.load(open(lock, encoding="utf-8"))["architectures"]["amd64"]
 with open(set_out, "w") as s, open(debs_out, "w") as d:
-    for p in sorted(packages, key=lambda p: p["name"]):
+    s.writelines(sorted("%s=%s\n" % (p["name"], p["version"]) for p in packages))
+    for p in packages:
         archive = "debian-security" if "/debian-security/" in p["source"] + "/" else "debian"
-        s.write("%s=%s\n" % (p["name"], p["version"]))
         d.write("%s/%s/%s\n" % (mirror, archive, p["filename"]))
 PY
 n_packages=$(wc -l <"$work/set.txt")
@@ -196,7 +199,7 @@ sort -o "$work/mmdebstrap-set.txt" "$work/mmdebstrap-set.txt"
 if cmp -s "$work/set.txt" "$work/mmdebstrap-set.txt"; then
         same_set="yes, the same $n_packages NAME=VERSION pairs"
 else
-        same_set="NO: $(diff "$work/set.txt" "$work/mmdebstrap-set.txt" | grep '^[<>]' | tr '\n' ' ')"
+        same_set="NO: $(diff "$work/set.txt" "$work/mmdebstrap-set.txt" | grep '^[<>]' | tr '\n' ' ' || true)"
         bench_note "warning: mmdebstrap extracted another package set than the lock: $same_set"
 fi
 
@@ -253,11 +256,15 @@ else
 fi
 
 # 5. The floor.
+# The floor compresses as the layer writer does, so it follows its level, and
+# stops when the layer writer no longer uses libdeflate's gzip format.
+grep -q libdeflate_gzip_compress "$bench_repo/src/layer.c" ||
+        bench_die "src/layer.c no longer calls libdeflate_gzip_compress; make bench/floor.c use the layer's compressor"
+level=$(sed -n 's/^#define DL_LAYER_LEVEL \([0-9]*\).*/\1/p' "$bench_repo/include/distill/layer.h")
+[ -n "$level" ] || bench_die "include/distill/layer.h defines no DL_LAYER_LEVEL"
 floor_bin=$out_dir/floor
-if [ ! -x "$floor_bin" ] || [ "$bench_repo/bench/floor.c" -nt "$floor_bin" ]; then
-        cc -O2 -Wall -Wextra -o "$floor_bin" "$bench_repo/bench/floor.c" -larchive -lz -lcrypto ||
-                bench_die "cannot compile bench/floor.c (it needs libarchive-dev, zlib1g-dev and libssl-dev)"
-fi
+cc -O2 -Wall -Wextra -DFLOOR_LEVEL="$level" -o "$floor_bin" "$bench_repo/bench/floor.c" -larchive -ldeflate -lcrypto ||
+        bench_die "cannot compile bench/floor.c (it needs libarchive-dev, libdeflate-dev and libssl-dev)"
 : >"$work/floor.cpu"
 for i in $(seq "$runs"); do
         xargs "$floor_bin" <"$work/debs.txt" >"$work/floor.out" || bench_die "bench/floor.c failed"

@@ -244,6 +244,17 @@ int dl_fstree_open_read(const struct dl_fstree *t, const char *path, struct dl_e
         return fd;
 }
 
+/* A failed write of a staged file, named by its full path so that the user sees
+ * which file system filled up. */
+int dl_fstree_write_error(const struct dl_fstree *t, const char *path, struct dl_error *err)
+{
+        int saved = errno;
+        char *full = dl_path_join(t->root, path);
+        int rc = dl_fail_errno(err, saved, "cannot write the staged file", full);
+        free(full);
+        return rc;
+}
+
 int dl_fstree_write_file(struct dl_fstree *t, const char *path, const void *data, size_t n,
                          unsigned mode, unsigned long uid, unsigned long gid, long long mtime,
                          struct dl_error *err)
@@ -266,13 +277,13 @@ int dl_fstree_write_file(struct dl_fstree *t, const char *path, const void *data
                         if (errno == EINTR)
                                 continue;
                         close(fd);
-                        return dl_fail_errno(err, errno, "cannot write the staged file", path);
+                        return dl_fstree_write_error(t, path, err);
                 }
                 p += w;
                 left -= (size_t)w;
         }
         if (close(fd) != 0)
-                return dl_fail_errno(err, errno, "cannot write the staged file", path);
+                return dl_fstree_write_error(t, path, err);
         node = dl_fstree_put(t, path);
         free(node->target);
         node->target = NULL;

@@ -39,6 +39,7 @@ struct transfer {
         long long not_before_ms;
         bool done;
         int result;
+        int write_errno; /* errno of a failed write of the body */
         long status;
         char errbuf[CURL_ERROR_SIZE];
         char message[512];
@@ -59,7 +60,10 @@ static size_t write_body(char *data, size_t size, size_t n, void *user)
                 dl_buf_append(t->buf, data, len);
                 return len;
         }
-        return fwrite(data, 1, len, t->fp);
+        size_t written = fwrite(data, 1, len, t->fp);
+        if (written != len)
+                t->write_errno = errno ? errno : EIO;
+        return written;
 }
 
 static bool transient_curl_error(CURLcode c)
@@ -97,6 +101,7 @@ static int start(const struct dl_http_options *o, CURLM *multi, struct transfer 
                 t->buf->len = 0;
         }
         t->errbuf[0] = '\0';
+        t->write_errno = 0;
         t->easy = curl_easy_init();
         if (!t->easy)
                 return dl_fail(err, DL_EINTERNAL, "cannot create a libcurl handle");
@@ -151,8 +156,10 @@ static void finish(const struct dl_http_options *o, CURLM *multi, struct transfe
                 if (code == CURLE_WRITE_ERROR) {
                         t->done = true;
                         t->result = DL_EIO;
-                        snprintf(t->message, sizeof t->message,
-                                 "cannot write the download to disk (disk full?)");
+                        snprintf(t->message, sizeof t->message, "cannot write %s: %s%s",
+                                 t->path ? t->path : "the download",
+                                 strerror(t->write_errno ? t->write_errno : EIO),
+                                 t->write_errno == ENOSPC ? "; free some space and run the build again" : "");
                         return;
                 }
         } else {

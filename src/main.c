@@ -198,6 +198,11 @@ static int run_command(enum command cmd, int argc, char **argv)
                 dl_mirrors_free(&o.mirrors);
                 return usage_error("--tag %s: expected NAME:TAG, such as passbolt-fpm:1.0", o.tag);
         }
+        const char *timeout = getenv("DISTILL_HTTP_TIMEOUT");
+        if (timeout && (strspn(timeout, "0123456789") != strlen(timeout) || atol(timeout) < 1)) {
+                dl_mirrors_free(&o.mirrors);
+                return usage_error("DISTILL_HTTP_TIMEOUT=%s: expected a positive number of seconds", timeout);
+        }
         if ((rc = dl_mirrors_add_env(&o.mirrors, getenv("DISTILL_MIRROR"), &err))) {
                 dl_log(DL_LOG_ERROR, "%s", err.msg);
                 dl_mirrors_free(&o.mirrors);

@@ -157,8 +157,18 @@ static int compare_members(const void *a, const void *b)
         return strcmp(((const struct member *)a)->name, ((const struct member *)b)->name);
 }
 
+/* A failed write into the output tarball, with the file and the system's reason. */
+static int member_error(struct archive *a, const struct member *m, const char *tmp,
+                        struct dl_error *err)
+{
+        int e = archive_errno(a);
+        return dl_fail(err, DL_EIO, "cannot write %s into %s: %s%s", m->name, tmp,
+                       e > 0 ? strerror(e) : archive_error_string(a),
+                       e == ENOSPC ? "; free some space and run the build again" : "");
+}
+
 static int add_member(struct archive *a, struct archive_entry *e, const struct member *m,
-                      long long epoch, struct dl_error *err)
+                      long long epoch, const char *tmp, struct dl_error *err)
 {
         bool dir = m->name[strlen(m->name) - 1] == '/';
         archive_entry_clear(e);
@@ -169,14 +179,12 @@ static int add_member(struct archive *a, struct archive_entry *e, const struct m
         archive_entry_set_mtime(e, (time_t)epoch, 0);
         archive_entry_set_size(e, dir ? 0 : (la_int64_t)(m->file ? m->file_size : m->len));
         if (archive_write_header(a, e) != ARCHIVE_OK)
-                return dl_fail(err, DL_EIO, "cannot write %s into the image: %s", m->name,
-                               archive_error_string(a));
+                return member_error(a, m, tmp, err);
         if (dir)
                 return DL_OK;
         if (!m->file) {
                 if (archive_write_data(a, m->data, m->len) != (la_ssize_t)m->len)
-                        return dl_fail(err, DL_EIO, "cannot write %s into the image: %s", m->name,
-                                       archive_error_string(a));
+                        return member_error(a, m, tmp, err);
                 return DL_OK;
         }
         int fd = open(m->file, O_RDONLY | O_CLOEXEC);
@@ -187,8 +195,7 @@ static int add_member(struct archive *a, struct archive_entry *e, const struct m
         int rc = DL_OK;
         while ((r = read(fd, block, sizeof block)) > 0)
                 if (archive_write_data(a, block, (size_t)r) != r) {
-                        rc = dl_fail(err, DL_EIO, "cannot write %s into the image: %s", m->name,
-                                     archive_error_string(a));
+                        rc = member_error(a, m, tmp, err);
                         break;
                 }
         if (r < 0)
@@ -284,10 +291,13 @@ static int write_tar(const char *output, struct member *members, size_t n, long 
                 /* Two platforms can share a blob; the tar holds it once. */
                 if (i > 0 && !strcmp(members[i].name, members[i - 1].name))
                         continue;
-                rc = add_member(a, e, &members[i], epoch, err);
+                rc = add_member(a, e, &members[i], epoch, tmp, err);
         }
-        if (rc == DL_OK && archive_write_close(a) != ARCHIVE_OK)
-                rc = dl_fail(err, DL_EIO, "cannot write %s: %s", tmp, archive_error_string(a));
+        if (rc == DL_OK && archive_write_close(a) != ARCHIVE_OK) {
+                int e2 = archive_errno(a);
+                rc = dl_fail(err, DL_EIO, "cannot write %s: %s", tmp,
+                             e2 > 0 ? strerror(e2) : archive_error_string(a));
+        }
         /* Freeing flushes buffered blocks, so it must happen while fd is open; after a
          * failure they land in the temporary file, which is removed below. */
         archive_write_free(a);

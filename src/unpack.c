@@ -245,8 +245,8 @@ static void set_meta(struct dl_node *n, struct archive_entry *e, int owner)
 }
 
 /* Stream a regular file's data to fd, hashing it. */
-static int stream_file(struct archive *a, int fd, const char *what, const char *path,
-                       unsigned long long limit, char sha256[DL_SHA256_HEX], char md5[33],
+static int stream_file(const struct dl_fstree *t, struct archive *a, int fd, const char *what,
+                       const char *path, unsigned long long limit, char sha256[DL_SHA256_HEX], char md5[33],
                        uint64_t *size, struct dl_error *err)
 {
         static __thread char block[1 << 17];
@@ -276,7 +276,7 @@ static int stream_file(struct archive *a, int fd, const char *what, const char *
                         if (w < 0 && errno == EINTR)
                                 continue;
                         if (w < 0)
-                                rc = dl_fail_errno(err, errno, "cannot write the staged file", path);
+                                rc = dl_fstree_write_error(t, path, err);
                         else
                                 p += w, left -= (size_t)w;
                 }
@@ -328,9 +328,9 @@ static int unpack_file(struct dl_unpack_context *ctx, int owner, struct archive 
                 return dl_fail(err, DL_EPACKAGE, "%s: /%s declares %lld bytes, more than %llu, the limit for one file; raise limits.file_size in the spec if the package is trusted",
                                what, path, (long long)archive_entry_size(e), ctx->max_file_size);
         }
-        rc = stream_file(a, fd, what, path, ctx->max_file_size, sha, want_md5 ? md5 : NULL, &size, err);
+        rc = stream_file(t, a, fd, what, path, ctx->max_file_size, sha, want_md5 ? md5 : NULL, &size, err);
         if (close(fd) != 0 && rc == DL_OK)
-                rc = dl_fail_errno(err, errno, "cannot write the staged file", path);
+                rc = dl_fstree_write_error(ctx->tree, path, err);
         if (rc == DL_OK && clash) {
                 bool same = existing->type == DL_NODE_FILE && strcmp(existing->sha256, sha) == 0;
                 if (existing->type == DL_NODE_HARDLINK) {

@@ -81,6 +81,9 @@ int dl_fstree_make_parents(struct dl_fstree *t, const char *path, const char *wh
 int dl_fstree_open_write(struct dl_fstree *t, const char *path, struct dl_error *err);
 int dl_fstree_open_read(const struct dl_fstree *t, const char *path, struct dl_error *err);
 
+/* Fill err for a failed write (errno) of path under the staging directory. */
+int dl_fstree_write_error(const struct dl_fstree *t, const char *path, struct dl_error *err);
+
 /* Write a whole regular file: contents on disk, metadata in the table. */
 int dl_fstree_write_file(struct dl_fstree *t, const char *path, const void *data, size_t n,
                          unsigned mode, unsigned long uid, unsigned long gid, long long mtime,

@@ -4,8 +4,8 @@
 # limits.file_size cap, unsigned sources, and one build under valgrind.
 #
 # A signed fixture repository is served on 127.0.0.1 by faulty_server.py, whose
-# per-path fault rules this script rewrites before each case; the server's
-# request log tells how many attempts distill made. Nothing leaves the machine.
+# per-path fault rules this script rewrites before each case. The server's
+# request log records every attempt distill makes. Nothing leaves the machine.
 # Run from the repository top after `make build/distill build/distill-san`:
 #
 #     tests/hermetic/faults.sh
@@ -43,7 +43,7 @@ STALL_TIMEOUT=2
 SERVER_STALL=600
 # The stall-once build runs under this test timeout in seconds. It is below the
 # 60 s default stall timeout, so a build that ignored DISTILL_HTTP_TIMEOUT would be
-# stopped by it; it is no measure of speed.
+# stopped by it. It is no measure of speed.
 STALL_RUN_TIMEOUT=55
 # Bytes of random (incompressible) data in fx-big and of the tmpfs that must not
 # hold it.
@@ -80,25 +80,29 @@ cleanup() {
                 kill "$SERVER_PID" 2>/dev/null
                 wait "$SERVER_PID" 2>/dev/null
         fi
+
         # Background builds still running when a check aborted the script.
         local pid
         for pid in $(jobs -p); do
                 kill "$pid" 2>/dev/null
         done
+
         local mount_point
         for mount_point in "${MOUNTS[@]}"; do
-                timeout 60 umount "$mount_point" || printf 'faults.sh: cannot unmount %s\n' "$mount_point"
+                timeout 60 umount "$mount_point" || printf 'faults.sh: cannot unmount %s\n' "$mount_point" >&2
         done
+
         if [[ -n $WORK ]]; then
                 [[ -d $WORK/gnupg ]] && GNUPGHOME=$WORK/gnupg timeout 30 gpgconf --kill all 2>/dev/null
                 if [[ ${HERMETIC_KEEP:-0} == 1 ]]; then
-                        printf 'HERMETIC_KEEP=1: kept %s\n' "$WORK"
+                        printf 'HERMETIC_KEEP=1: kept %s\n' "$WORK" >&2
                 elif ! findmnt -rn -o TARGET | grep -qF "$WORK/"; then
                         rm -rf "$WORK"
                 else
-                        printf 'faults.sh: %s still has a mount point; not removing it\n' "$WORK"
+                        printf 'faults.sh: %s still has a mount point; not removing it\n' "$WORK" >&2
                 fi
         fi
+
         if ((SUMMARY_PRINTED == 0)); then
                 printf 'faults.sh stopped before finishing (exit status %d); see the output above\n' "$status"
                 FAILED+=1
@@ -147,8 +151,9 @@ section() {
 # --- running distill ------------------------------------------------------------
 
 # distill_command LABEL TIMEOUT [VAR=VALUE]... -- PROGRAM ARG...
-# Print nothing; fill COMMAND with the full command line that runs PROGRAM as the
-# build user in $OUT/LABEL with TMPDIR $WORK/tmp/LABEL, under `timeout TIMEOUT`.
+# Create $OUT/LABEL and $WORK/tmp/LABEL for the build user, and set COMMAND to the
+# command line that runs PROGRAM as that user under `timeout TIMEOUT`, with
+# TMPDIR $WORK/tmp/LABEL (run_program starts it in $OUT/LABEL).
 # SIGINT is reset to its default action right before PROGRAM because a background
 # job of a non-interactive shell starts with SIGINT ignored, and setsid does not
 # change that.
@@ -293,7 +298,7 @@ cache_entries_intact() {
         return "$bad"
 }
 
-# no_output_file DIR NAME: DIR holds neither NAME nor NAME.tmp-*.
+# no_output_file DIR NAME: DIR contains neither NAME nor NAME.tmp-*.
 no_output_file() {
         local dir=$1 name=$2 left
         left=$(find "$dir" -maxdepth 1 \( -name "$name" -o -name "$name.tmp-*" \) -printf '%P\n')
@@ -303,7 +308,7 @@ no_output_file() {
         fi
 }
 
-# no_temporary_outputs DIR: DIR holds no *.tmp-* file.
+# no_temporary_outputs DIR: DIR contains no *.tmp-* file.
 no_temporary_outputs() {
         local left
         left=$(find "$1" -maxdepth 1 -name '*.tmp-*' -printf '%P\n')
@@ -449,10 +454,10 @@ new_cache() {
         printf '%s' "$CACHES/$1"
 }
 
-# build_fault_packages SRC DEBS BIG-BYTES: the packages only these tests need. fx-big
-# ships BIG-BYTES of random data (bigger than the small tmpfs once packed, because
-# random data does not compress); fx-4k ships one file of exactly 4096 bytes.
-# Runs in a child bash with fixtures.sh sourced, so that it can run under timeout.
+# build_fault_packages SRC DEBS BIG-BYTES: the packages only these tests need.
+# fx-big ships BIG-BYTES of random data, which does not compress, so its .deb is
+# bigger than the small tmpfs. fx-4k ships one file of exactly 4096 bytes.
+# It runs in a child bash with fixtures.sh sourced, so that it can run under timeout.
 build_fault_packages() {
         local src=$1 out=$2 big_bytes=$3
         local dir=$src/fx-big_1.0
@@ -468,6 +473,8 @@ build_fault_packages() {
         finish_package "$dir" xz "$out/fx-4k_1.0_amd64.deb"
 }
 
+# The single-quoted scripts below are expanded by the child bash, not here.
+# shellcheck disable=SC2016
 setup_fixtures() {
         export -f build_fault_packages
         timeout 900 bash -c '
@@ -719,7 +726,7 @@ resize_tmpfs() {
 }
 
 # full_disk_error LABEL DIR...: an error line names a path below one of the DIRs and
-# says that the disk is full or space is lacking.
+# reports that the disk is full or that space is lacking.
 full_disk_error() {
         local label=$1 dir
         shift
@@ -729,7 +736,7 @@ full_disk_error() {
                         return 0
                 fi
         done
-        printf 'no error line names a path below %s and says the disk is full. stderr:\n' "$*"
+        printf 'no error line names a path below %s and reports a full disk. stderr:\n' "$*"
         cat "$LOGS/$label.err"
         return 1
 }
@@ -771,12 +778,15 @@ check_full_disk_tmpfs() {
         local cache=$1 outdir=$2 label
 
         label=full-cache
+        set_faults '{}'
         build_big "$label" "$cache" "$outdir"
         check "$label: exit status 8 or 4" exit_status_one_of "$label" 8 4
+        # A full disk is no network fault, so downloading again cannot help.
+        check "$label: fx-big requested once" request_count "$FX_BIG" 1
         check "$label: the error names the cache and says it is full" \
                 full_disk_error "$label" "$cache" "$outdir"
         check "$label: no cache entry for fx-big" no_cache_entry "$cache" "$FX_BIG_SHA"
-        check "$label: no output file" no_output_file "$outdir" big.tar
+        check "$label: no big.tar in the output directory" no_output_file "$outdir" big.tar
         failed_cleanly "$label" "$cache" big.tar
 
         label=full-output
@@ -789,21 +799,7 @@ check_full_disk_tmpfs() {
         check "$label: the error names the output and says it is full" \
                 full_disk_error "$label" "$outdir"
         check "$label: fx-big is in the cache" has_cache_entry "$cache" "$FX_BIG_SHA"
-        check "$label: no output file" no_output_file "$outdir" big.tar
-        failed_cleanly "$label" "$cache" big.tar
-
-        label=full-staging
-        local staging=$WORK/tmp/$label
-        mkdir -p "$staging"
-        if ! mount_tmpfs "$staging" "$SMALL_FS"; then
-                fail_check "$label: mount a small TMPDIR" "mount -t tmpfs failed"
-                return 0
-        fi
-        build_big "$label" "$cache" "$outdir"
-        check "$label: exit status 8" exit_status "$label" 8
-        check "$label: the error names the staging directory and says it is full" \
-                full_disk_error "$label" "$staging"
-        check "$label: no output file" no_output_file "$outdir" big.tar
+        check "$label: no big.tar in the output directory" no_output_file "$outdir" big.tar
         failed_cleanly "$label" "$cache" big.tar
 
         label=full-remounted
@@ -818,6 +814,22 @@ check_full_disk_tmpfs() {
         check "$label: CACHE/tmp is empty" cache_tmp_empty "$cache"
         check "$label: cache entries are complete" cache_entries_intact "$cache"
         check "$label: no sanitizer report" no_sanitizer_report "$label"
+
+        # The staging root (below TMPDIR) on a full disk. A new cache on the normal
+        # disk contains no finished layer of fx-big, so distill has to stage the files.
+        label=full-staging
+        local staging=$WORK/tmp/$label
+        mkdir -p "$staging"
+        if ! mount_tmpfs "$staging" "$SMALL_FS"; then
+                fail_check "$label: mount a small TMPDIR" "mount -t tmpfs failed"
+                return 0
+        fi
+        cache=$(new_cache "$label")
+        build_big "$label" "$cache" "$OUT/$label"
+        check "$label: exit status 8" exit_status "$label" 8
+        check "$label: the error names the staging directory and says it is full" \
+                full_disk_error "$label" "$staging"
+        failed_cleanly "$label" "$cache" big.tar
 }
 
 check_full_disk_ulimit() {
@@ -830,12 +842,14 @@ check_full_disk_ulimit() {
         local limited=(bash -c 'trap "" XFSZ; ulimit -f 2048; exec "$@"' _)
 
         label=full-ulimit
+        set_faults '{}'
         build_big "$label" "$cache" "$outdir" "${limited[@]}"
         check "$label: exit status 8 or 4" exit_status_one_of "$label" 8 4
+        check "$label: fx-big requested once" request_count "$FX_BIG" 1
         check "$label: the error names the cache or the output" \
                 full_disk_error "$label" "$cache" "$outdir"
         check "$label: no cache entry for fx-big" no_cache_entry "$cache" "$FX_BIG_SHA"
-        check "$label: no output file" no_output_file "$outdir" big.tar
+        check "$label: no big.tar in the output directory" no_output_file "$outdir" big.tar
         failed_cleanly "$label" "$cache" big.tar
 
         label=full-ulimit-lifted
@@ -926,7 +940,7 @@ check_signal() {
         printf '     %s: SIG%s -> exit %d\n' "$label" "$name" "$status"
 
         check "$label: exit status $((128 + number))" exit_status "$label" $((128 + number))
-        check "$label: stderr says it was interrupted" stderr_has "$label" "interrupted"
+        check "$label: stderr reports the interruption" stderr_has "$label" "interrupted"
         check "$label: no distill-* directory left in TMPDIR" no_distill_dirs "$WORK/tmp/$label"
         failed_cleanly "$label" "$cache" image.tar
 }
@@ -960,8 +974,8 @@ check_concurrent_builds() {
         cache=$(new_cache concurrent)
         mkdir -p "$outdir"
         chown "$RUN_OWNER" "$outdir"
-        # Every .deb answers after a second, so both builds are downloading the .debs
-        # they share (fx-app, fx-lib, fx-pre) at the same time.
+        # The server delays every .deb by a second, so both builds are downloading the
+        # .debs they share (fx-app, fx-lib, fx-pre) at the same time.
         set_faults '{".deb": {"mode": "delay", "seconds": 1}}'
         run_distill concurrent-a -- build "$(spec concurrent-a)" -o "$outdir/a.tar" --cache "$cache" &
         local job_a=$!
@@ -998,7 +1012,7 @@ check_file_size_limit() {
                 error_line_matches "$label" "/usr/share/fx-4k/data" 'fx-4k.*/usr/share/fx-4k/data'
         failed_cleanly "$label" "$cache" image.tar
 
-        # The file is exactly 4K: the cap is on bytes above the limit.
+        # The file is exactly 4K, and only a file larger than the limit is rejected.
         for label in limit-4k limit-64k; do
                 cache=$(new_cache "$label")
                 run_distill "$label" -- build "$(spec "$label")" -o "$OUT/$label/image.tar" --cache "$cache"
@@ -1023,7 +1037,7 @@ check_unsigned_source() {
 
 unsigned_warning() {
         if ! grep -F 'distill: warning:' "$LOGS/$1.err" | grep -qi 'not verified'; then
-                printf 'no warning says the Release is not verified. stderr:\n'
+                printf 'no warning states that the Release is not verified. stderr:\n'
                 cat "$LOGS/$1.err"
                 return 1
         fi

@@ -12,7 +12,7 @@ RULES.json maps a path suffix to a fault, for example
 
 The longest suffix that ends the request path (query string removed) applies.
 The file is read again on every request, so the test rewrites it between
-cases; when its text changes or the file is replaced (a new inode, as a
+cases. When its text changes or the file is replaced (a new inode, as a
 rename gives), every request counter starts again at zero.
 "count" is how many requests (counted per suffix) get the fault before the
 file is served normally; without it every request gets the fault. Modes:
@@ -203,9 +203,9 @@ class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
     def shutdown_request(self, request):
-        # send_partial may have closed the socket already; shutting it down again
-        # raises OSError, which the base class catches, but fileno() of a closed
-        # socket is -1, so skip it outright.
+        # send_partial may have closed the socket already. The base class would
+        # catch the OSError of shutting it down again, but a closed socket's
+        # fileno() is -1, so it is skipped here.
         if request.fileno() == -1:
             return
         super().shutdown_request(request)

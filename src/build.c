@@ -324,25 +324,24 @@ static int resolve_all(struct build *b, const struct dl_build_options *o, struct
         int rc = DL_OK;
         for (size_t i = 0; i < b->n_platforms && rc == DL_OK; i++) {
                 struct platform *pl = &b->platforms[i];
-                char *dir = dl_asprintf("%s/indexes-%s", b->workdir, pl->arch);
-                rc = dl_mkdir_p(dir, 0700, err);
-                if (rc == DL_OK)
-                        rc = dl_sources_load(&b->spec, pl->arch, &so, dir, &pl->sources, err);
+                rc = dl_sources_load(&b->spec, pl->arch, &so, &pl->sources, err);
                 if (rc == DL_OK)
                         rc = check_replay(b, &pl->sources, err);
-                free(dir);
         }
         for (size_t i = 0; i < b->n_platforms && rc == DL_OK; i++) {
                 struct platform *pl = &b->platforms[i];
                 struct dl_strlist roots = {0};
                 dl_spec_packages_for(&b->spec, pl->arch, &roots);
+                char *solv_cache = dl_path_join(b->cache.dir, "solv");
                 struct dl_resolve_request req = {.arch = pl->arch,
+                                                 .solv_cache = solv_cache,
                                                  .indexes = pl->sources.indexes,
                                                  .n_indexes = pl->sources.n_indexes,
                                                  .packages = &roots,
                                                  .exclude = &b->spec.exclude};
                 rc = dl_resolve(&req, &pl->res, err);
                 dl_strlist_free(&roots);
+                free(solv_cache);
                 if (rc == DL_ERESOLVE && b->n_platforms > 1) {
                         /* Name the architectures that do have a missing root. */
                         char *saved = dl_strdup(err->msg);

@@ -8,6 +8,11 @@
 #include <solv/repo_deb.h>
 #include <solv/solver.h>
 #include <solv/transaction.h>
+#include <solv/solv_xfopen.h>
+#include <solv/repo_solv.h>
+#include <solv/repo_write.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,6 +171,109 @@ struct resolver {
         unsigned char *viability; /* by solvable id: 0 unknown, 1 being checked, 2 yes, 3 no */
 };
 
+/* Open an index, decompressing on the fly as its Release name says (Packages.xz,
+ * .gz, .bz2, .zst or plain). */
+static FILE *open_index(const struct dl_index *idx)
+{
+        int fd = open(idx->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return NULL;
+        FILE *fp = solv_xfopen_fd(idx->release_path ? idx->release_path : idx->path, fd, "r");
+        if (!fp)
+                close(fd);
+        return fp;
+}
+
+/* The priorities of an index as cached beside its solv file: "RANK SIZE KEY" lines. */
+static bool load_priorities(struct priorities *p, const char *path)
+{
+        FILE *fp = fopen(path, "r");
+        char *line = NULL;
+        size_t cap = 0;
+        if (!fp)
+                return false;
+        while (getline(&line, &cap, fp) > 0) {
+                int rank, used = 0;
+                unsigned long long size;
+                if (sscanf(line, "%d %llu %n", &rank, &size, &used) != 2 || used == 0)
+                        continue;
+                line[strcspn(line, "\n")] = '\0';
+                priorities_put(p, dl_strdup(line + used), rank, size);
+        }
+        free(line);
+        fclose(fp);
+        return true;
+}
+
+static void store_priorities(const struct priorities *p, const char *path)
+{
+        struct dl_buf b = {0};
+        struct dl_error ignored;
+        for (size_t i = 0; i < p->cap; i++)
+                if (p->keys[i])
+                        dl_buf_printf(&b, "%d %llu %s\n", p->ranks[i], p->sizes[i], p->keys[i]);
+        dl_write_file_unsynced(path, b.data ? b.data : "", b.len, 0644, &ignored);
+        dl_buf_free(&b);
+}
+
+/* Load one index: from libsolv's own format when the cache has it (much faster than
+ * parsing the Packages text), else parsed and then stored there. */
+static int load_index(struct resolver *r, const struct dl_index *idx, Repo *repo,
+                      struct priorities *prio, struct dl_error *err)
+{
+        char *solv = NULL, *prio_path = NULL;
+        int rc = DL_OK;
+        if (r->req->solv_cache && idx->sha256 && dl_is_sha256_hex(idx->sha256)) {
+                solv = dl_asprintf("%s/%s.solv", r->req->solv_cache, idx->sha256);
+                prio_path = dl_asprintf("%s/%s.prio", r->req->solv_cache, idx->sha256);
+                FILE *fp = fopen(solv, "r");
+                if (fp && repo_add_solv(repo, fp, 0) == 0 && load_priorities(prio, prio_path)) {
+                        fclose(fp);
+                        goto out;
+                }
+                if (fp)
+                        fclose(fp);
+                repo_empty(repo, 1);
+        }
+        FILE *fp = open_index(idx);
+        if (!fp) {
+                rc = dl_fail_errno(err, errno, "cannot open the index", idx->path);
+                goto out;
+        }
+        if (repo_add_debpackages(repo, fp, 0) != 0) {
+                rc = dl_fail(err, DL_EVERIFY, "cannot parse the Packages index %s: %s", idx->path,
+                             pool_errstr(r->pool));
+                fclose(fp);
+                goto out;
+        }
+        fclose(fp);
+        /* A second pass for the fields libsolv does not keep. */
+        if ((fp = open_index(idx))) {
+                read_priorities(prio, fp);
+                fclose(fp);
+        }
+        if (solv) {
+                struct dl_error ignored;
+                char *tmp = dl_asprintf("%s.tmp-%ld", solv, (long)getpid());
+                FILE *out = dl_mkdir_p(r->req->solv_cache, 0755, &ignored) == DL_OK ? fopen(tmp, "w")
+                                                                                    : NULL;
+                bool ok = out && repo_write(repo, out) == 0;
+                if (out && fclose(out) != 0)
+                        ok = false;
+                if (ok) {
+                        store_priorities(prio, prio_path);
+                        ok = rename(tmp, solv) == 0;
+                }
+                if (!ok)
+                        unlink(tmp);
+                free(tmp);
+        }
+out:
+        free(solv);
+        free(prio_path);
+        return rc;
+}
+
 static int load_indexes(struct resolver *r, struct dl_error *err)
 {
         Pool *pool = r->pool;
@@ -173,20 +281,20 @@ static int load_indexes(struct resolver *r, struct dl_error *err)
         r->repo_index = dl_calloc(r->req->n_indexes + 2, sizeof *r->repo_index);
         for (size_t i = 0; i < r->req->n_indexes; i++) {
                 const struct dl_index *idx = &r->req->indexes[i];
-                FILE *fp = fopen(idx->path, "r");
-                if (!fp)
-                        return dl_fail_errno(err, errno, "cannot open the index", idx->path);
                 Repo *repo = repo_create(pool, idx->path);
                 r->repo_index[repo->repoid] = idx;
-                if (repo_add_debpackages(repo, fp, 0) != 0) {
-                        int rc = dl_fail(err, DL_EVERIFY, "cannot parse the Packages index %s: %s",
-                                         idx->path, pool_errstr(pool));
-                        fclose(fp);
+                /* Each index gets its own priority map while it loads, so the cached
+                 * copy holds that index alone; then it joins the resolver's map. */
+                struct priorities one = {0};
+                int rc = load_index(r, idx, repo, &one, err);
+                for (size_t k = 0; k < one.cap; k++)
+                        if (one.keys[k]) {
+                                priorities_put(&r->prio, one.keys[k], one.ranks[k], one.sizes[k]);
+                                one.keys[k] = NULL;
+                        }
+                priorities_free(&one);
+                if (rc)
                         return rc;
-                }
-                rewind(fp);
-                read_priorities(&r->prio, fp);
-                fclose(fp);
         }
         return DL_OK;
 }

@@ -265,54 +265,11 @@ parse:
         return rc;
 }
 
-/* Decompress a Packages file (xz, gz, bz2, zst or plain) into dest. */
-static int decompress(const char *src, const char *dest, const char *what, struct dl_error *err)
-{
-        struct archive *a = archive_read_new();
-        struct archive_entry *e;
-        FILE *out = NULL;
-        int rc = DL_OK;
-
-        archive_read_support_filter_all(a);
-        archive_read_support_format_raw(a);
-        if (archive_read_open_filename(a, src, 65536) != ARCHIVE_OK ||
-            archive_read_next_header(a, &e) != ARCHIVE_OK) {
-                rc = dl_fail(err, DL_EVERIFY, "%s: cannot decompress: %s", what,
-                             archive_error_string(a));
-                goto out;
-        }
-        out = fopen(dest, "wb");
-        if (!out) {
-                rc = dl_fail_errno(err, errno, "cannot create", dest);
-                goto out;
-        }
-        for (;;) {
-                char block[65536];
-                la_ssize_t n = archive_read_data(a, block, sizeof block);
-                if (n == 0)
-                        break;
-                if (n < 0) {
-                        rc = dl_fail(err, DL_EVERIFY, "%s: cannot decompress: %s", what,
-                                     archive_error_string(a));
-                        break;
-                }
-                if (fwrite(block, 1, (size_t)n, out) != (size_t)n) {
-                        rc = dl_fail_errno(err, errno, "cannot write", dest);
-                        break;
-                }
-        }
-out:
-        if (out && fclose(out) != 0 && rc == DL_OK)
-                rc = dl_fail_errno(err, errno, "cannot write", dest);
-        archive_read_free(a);
-        return rc;
-}
-
 /* Get one index into the cache (through by-hash when the Release offers it), checked
- * against the signed SHA256 list, and decompress it into dest. */
+ * against the signed SHA256 list. The resolver reads it compressed, as cached. */
 static int fetch_index(const char *base, const char *suite, const struct dl_release_file *f,
                        bool by_hash, const char *what, const struct dl_sources_options *o,
-                       const char *dest, struct dl_error *err)
+                       struct dl_error *err)
 {
         int rc = DL_OK;
 
@@ -353,10 +310,7 @@ static int fetch_index(const char *base, const char *suite, const struct dl_rele
                 if (rc)
                         return rc;
         }
-        char *cached = dl_cache_path(o->cache, f->sha256);
-        rc = decompress(cached, dest, what, err);
-        free(cached);
-        return rc;
+        return DL_OK;
 }
 
 static void add_index(struct dl_sources *s, const char *path, int source, const char *suite,
@@ -379,7 +333,7 @@ static void add_index(struct dl_sources *s, const char *path, int source, const 
 static int load_component(const struct dl_source *src, int source_index, const char *suite,
                           const char *base, const struct dl_release *rel, const char *component,
                           const char *arch, const struct dl_sources_options *o,
-                          const char *workdir, struct dl_sources *out, struct dl_error *err)
+                          struct dl_sources *out, struct dl_error *err)
 {
         static const char *const variants[] = {"Packages.xz", "Packages.gz", "Packages.bz2",
                                                "Packages.zst", "Packages", NULL};
@@ -405,11 +359,12 @@ static int load_component(const struct dl_source *src, int source_index, const c
                                                             : "no Architectures field");
                 }
                 char *what = dl_asprintf("source %s, suite %s, %s", src->url, suite, f->path);
-                char *dest = dl_asprintf("%s/%zu-Packages", workdir, out->n_indexes);
-                int rc = fetch_index(base, suite, f, rel->by_hash, what, o, dest, err);
-                if (rc == DL_OK)
-                        add_index(out, dest, source_index, suite, component, f);
-                free(dest);
+                int rc = fetch_index(base, suite, f, rel->by_hash, what, o, err);
+                if (rc == DL_OK) {
+                        char *cached = dl_cache_path(o->cache, f->sha256);
+                        add_index(out, cached, source_index, suite, component, f);
+                        free(cached);
+                }
                 free(what);
                 if (rc)
                         return rc;
@@ -418,8 +373,8 @@ static int load_component(const struct dl_source *src, int source_index, const c
 }
 
 int dl_sources_load(const struct dl_spec *spec, const char *arch,
-                    const struct dl_sources_options *o, const char *workdir,
-                    struct dl_sources *out, struct dl_error *err)
+                    const struct dl_sources_options *o, struct dl_sources *out,
+                    struct dl_error *err)
 {
         int rc = DL_OK;
 
@@ -445,8 +400,7 @@ int dl_sources_load(const struct dl_spec *spec, const char *arch,
                                 out->newest_date = rel->date;
                         for (size_t k = 0; k < src->components.n && rc == DL_OK; k++)
                                 rc = load_component(src, (int)i, suite, base, rel,
-                                                    src->components.v[k], arch, o, workdir, out,
-                                                    err);
+                                                    src->components.v[k], arch, o, out, err);
                 }
                 free(base);
         }

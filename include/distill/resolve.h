@@ -25,6 +25,9 @@ struct dl_resolve_request {
         size_t n_indexes;
         const struct dl_strlist *packages;
         const struct dl_strlist *exclude;
+        /* Directory for libsolv's own format of parsed indexes, keyed by the index's
+         * sha256; NULL parses every index anew. */
+        const char *solv_cache;
 };
 
 struct dl_package {

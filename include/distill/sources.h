@@ -74,10 +74,10 @@ struct dl_sources {
         long long newest_date; /* newest Release Date seen, -1 if none */
 };
 
-/* Decompressed indexes are written into workdir. */
+/* Each index's path is its verified, still compressed copy in the cache. */
 int dl_sources_load(const struct dl_spec *spec, const char *arch,
-                    const struct dl_sources_options *o, const char *workdir,
-                    struct dl_sources *out, struct dl_error *err);
+                    const struct dl_sources_options *o, struct dl_sources *out,
+                    struct dl_error *err);
 void dl_sources_free(struct dl_sources *s);
 
 #endif

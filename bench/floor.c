@@ -1,10 +1,10 @@
 /* The floor of an image build from a set of .deb files: the work that no tool
  * which unpacks them into one gzip layer can skip. For every .deb given, it
- * decompresses the data.tar member, computes the SHA-256 of each file's
- * contents, and compresses those contents once, as distill's layer writer does:
+ * decompresses the data.tar member and computes the SHA-256 of each file's
+ * contents. It compresses those contents once, as distill's layer writer does:
  * libdeflate's gzip format at level FLOOR_LEVEL, in pieces of at most
- * FLOOR_GROUP bytes (distill cuts its tar stream into gzip members no larger than
- * that). The output is discarded; nothing is written to disk.
+ * FLOOR_GROUP bytes, because distill cuts its tar stream into gzip members no
+ * larger than that. The output is discarded, and nothing is written to disk.
  *
  * Usage: floor DEB...
  * Prints one line: debs=N files=N unpacked_bytes=N compressed_bytes=N cpu_seconds=S
@@ -40,9 +40,9 @@ static struct libdeflate_compressor *compressor;
 static unsigned char *group, *group_out;
 static size_t group_len, group_out_cap;
 
-static void die(const char *what, const char *detail)
+static void die(const char *subject, const char *detail)
 {
-        fprintf(stderr, "floor: error: %s: %s\n", what, detail ? detail : "unknown error");
+        fprintf(stderr, "floor: error: %s: %s\n", subject, detail ? detail : "unknown error");
         exit(1);
 }
 

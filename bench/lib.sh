@@ -1,4 +1,4 @@
-# Helpers shared by the benchmark scripts; source this file, do not run it.
+# Helpers shared by the benchmark scripts. Source this file instead of running it.
 
 bench_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bench_mirror=${BENCH_MIRROR:-$bench_repo/build/bench-mirror}
@@ -81,7 +81,7 @@ bench_stop_server() {
 }
 
 # Print the --mirror arguments that send every source URL of a spec to the local
-# mirror: a URL whose path holds a "debian-security" segment goes to
+# mirror: a URL whose path contains a "debian-security" segment goes to
 # debian-security, every other one to debian.
 bench_mirror_args() {
         local spec=$1 port=$2 url

@@ -197,8 +197,9 @@ if not found:
 PY
 }
 
-mapfile -t spec_roots < <(bench_spec_roots "$bench_spec")
-[ "${#spec_roots[@]}" -gt 0 ] || bench_die "$bench_spec: no packages read"
+roots_text=$(bench_spec_roots "$bench_spec") || bench_die "cannot read the packages of $bench_spec"
+[ -n "$roots_text" ] || bench_die "$bench_spec lists no packages"
+mapfile -t spec_roots <<<"$roots_text"
 # The patterns of mmdebstrap's minbase variant (mmdebstrap 1.3.5, run_download
 # and run_install): Essential:yes packages of the suite first, then the
 # Priority:required ones that are not essential, plus the --include packages.

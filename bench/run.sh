@@ -98,7 +98,8 @@ summarize() {
 
 # Check distill's "packages: N downloaded, M from the cache" message, so that a
 # cold run really starts empty and a warm one really downloads nothing. A build
-# that reuses its finished layer from the cache prints no such line: 0.
+# that reuses its finished layer from the cache prints no such line, which
+# counts as 0.
 expect_downloads() {
         local got
         got=$(sed -n 's/^distill: packages: \([0-9]*\) downloaded.*/\1/p' "$1")
@@ -214,8 +215,10 @@ done
 
 # 4. distill after one version change: the same spec in another directory, with
 # a lock whose entry for the package of bench-alternate.tsv names the other
-# version. Its .deb leaves the cache before each run, as a new version would be
-# missing from it.
+# version. Each run starts from a copy of the warm cache, which lacks that .deb
+# and everything a previous run made from it (such as the finished layer).
+# Cache entries are written to a temporary name and renamed into place, never
+# changed, so a copy by hard links leaves the warm cache as it was.
 change_dir=$work/change
 mkdir -p "$change_dir"
 cp "$spec" "$change_dir/"
@@ -223,7 +226,7 @@ alternate=$(grep -v '^#' "$mirror/bench-alternate.tsv" | head -n 1 || true)
 change_label="n/a"
 : >"$work/change.res"
 if [ -n "$alternate" ]; then
-        IFS=$'\t' read -r alt_name alt_version alt_archive alt_suite alt_file alt_size alt_sha256 <<<"$alternate"
+        IFS=$'\t' read -r alt_name alt_version _ <<<"$alternate"
         python3 - "$lock" "$change_dir/bench-larger.lock.json" "$alternate" <<'PY'
 import json
 import sys
@@ -245,9 +248,10 @@ PY
         locked_version=$(grep "^$alt_name=" "$work/set.txt" | cut -d= -f2-)
         change_label="$alt_name $locked_version -> $alt_version"
         for i in $(seq "$runs"); do
-                rm -f "$work/image.tar" "$work/cache/sha256/$alt_sha256"
+                rm -rf "$work/image.tar" "$work/cache-change"
+                cp -al "$work/cache" "$work/cache-change"
                 measure "$work/change.res" "$work/change.log" \
-                        "$distill" build "$change_dir/bench-larger.yaml" --locked --cache "$work/cache" \
+                        "$distill" build "$change_dir/bench-larger.yaml" --locked --cache "$work/cache-change" \
                         -o "$work/image.tar" "${mirror_args[@]}"
                 expect_downloads "$work/change.log" 1
         done
@@ -301,7 +305,8 @@ report() {
         echo "$unpacked_bytes bytes of file contents), from bench/lib.sh's bench_larger_set,"
         echo "served from the local mirror on 127.0.0.1. Image: $image_bytes bytes;"
         echo "mmdebstrap tar: $mmdebstrap_bytes bytes. mmdebstrap extracted the locked set: $same_set."
-        echo "Timer: $timer. mmdebstrap ran as user $(id -un)."
+        echo "Timer: $timer. mmdebstrap ran as user $(id -un). Both wrote their staging trees under"
+        echo "${TMPDIR:-/tmp} (file system type $(stat -f -c %T "${TMPDIR:-/tmp}") as stat -f reports it), which affects the figures."
         echo
         echo "| measurement | wall s | CPU s | peak RSS MiB |"
         echo "| --- | ---: | ---: | ---: |"

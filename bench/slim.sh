@@ -7,12 +7,12 @@
 # Usage: bench/slim.sh
 # Environment: BENCH_MIRROR, the mirror directory (default build/bench-mirror).
 #
-# For each image it prints the bytes of the uncompressed layer tar, the bytes
-# of that tar after `gzip -6` (distill's layer is decompressed and compressed
-# again, so both use the same compressor), and the number of packages (distill:
-# the entries of /var/lib/dpkg/status.d; mmdebstrap: the installed packages in
-# /var/lib/dpkg/status). Then it prints the ten largest packages of distill's
-# image from `distill inspect --sizes`. The same table goes to build/bench/slim.md.
+# For each image it prints the bytes of the uncompressed layer tar and the
+# bytes of that tar after `gzip -6`. distill's layer is decompressed and
+# compressed again, so both use the same compressor. It also prints the number
+# of packages: for distill the entries of /var/lib/dpkg/status.d, for
+# mmdebstrap the installed packages in /var/lib/dpkg/status. Then it prints the
+# ten largest packages of distill's image from `distill inspect --sizes`. The same table goes to build/bench/slim.md.
 set -euo pipefail
 export LC_ALL=C
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -71,7 +71,8 @@ gzip -dc "$work/distill-layer.tar.gz" >"$work/distill-layer.tar"
 
 # mmdebstrap: minbase plus the roots, without Recommends (mmdebstrap's default
 # too, stated so that a configuration elsewhere cannot change it).
-mapfile -t roots < <(bench_spec_roots "$bench_spec")
+roots_text=$(bench_spec_roots "$bench_spec") || bench_die "cannot read the packages of $bench_spec"
+mapfile -t roots <<<"$roots_text"
 if [ "$(id -u)" = 0 ]; then
         mode_note="as root (its root mode)"
 else

@@ -341,7 +341,6 @@ static int resolve_all(struct build *b, const struct dl_build_options *o, struct
                                                  .exclude = &b->spec.exclude};
                 rc = dl_resolve(&req, &pl->res, err);
                 dl_strlist_free(&roots);
-                free(solv_cache);
                 if (rc == DL_ERESOLVE && b->n_platforms > 1) {
                         /* Name the architectures that do have a missing root. */
                         char *saved = dl_strdup(err->msg);
@@ -374,6 +373,7 @@ static int resolve_all(struct build *b, const struct dl_build_options *o, struct
                         }
                         free(saved);
                 }
+                free(solv_cache);
                 if (rc == DL_OK) {
                         dl_info("resolved %zu packages for %s", pl->res.n_packages, pl->arch);
                         for (size_t k = 0; k < pl->res.unmet.n; k++)

@@ -23,11 +23,9 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-TOP=$(cd "$HERE/../.." && pwd)
-# shellcheck source=tests/hermetic/fixtures.sh
-source "$HERE/fixtures.sh"
-
-DISTILL=$(realpath -m "${DISTILL:-$TOP/build/distill-san}")
+# shellcheck source=tests/hermetic/lib.sh
+source "$HERE/lib.sh"
+hermetic_init CONTENTS_KEEP
 
 # os-release falls back to the first suite's codename, and only Debian codenames
 # map to a VERSION_ID, so this repository serves bookworm (Debian 12).
@@ -44,103 +42,12 @@ REPLAY_OLDER_RFC3339=2025-12-01T00:00:00Z
 REPLAY_NEWER_DATE='Sat, 03 Jan 2026 00:00:00 UTC'
 # Size of ct-big's only file: 1.5 MiB, above a 1M limit and below a 2M one.
 BIG_FILE_BYTES=1572864
-# Seconds one distill run may take before it counts as hung. The value is generous
-# because the sanitizer build is slower than the normal one.
-RUN_TIMEOUT=300
 # Seconds one openssl, python3, node or gpg call may take before it counts as hung.
 TOOL_TIMEOUT=120
 # Seconds building every fixture package and the repositories may take.
 FIXTURE_TIMEOUT=600
 
-declare -i PASSED=0 FAILED=0
-FAILED_NAMES=()
-SUMMARY_PRINTED=0
-SERVER_PID=
-WORK=
-
-# SOURCE_DATE_EPOCH or DISTILL_MIRROR from the caller would change what is under test.
-unset SOURCE_DATE_EPOCH DISTILL_MIRROR
 umask 022
-
-# --- bookkeeping ----------------------------------------------------------------
-
-print_summary() {
-        if ((FAILED > 0)); then
-                printf '\nfailed checks:\n'
-                printf '  %s\n' "${FAILED_NAMES[@]}"
-        fi
-        printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
-        SUMMARY_PRINTED=1
-}
-
-# stop_server: end the http.server, with SIGKILL when it outlives SIGTERM by 5
-# seconds, so that the EXIT trap cannot hang in wait.
-stop_server() {
-        kill "$SERVER_PID" 2>/dev/null
-        local _
-        for _ in $(seq 1 50); do
-                kill -0 "$SERVER_PID" 2>/dev/null || break
-                sleep 0.1
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null
-        wait "$SERVER_PID" 2>/dev/null
-}
-
-cleanup() {
-        local status=$?
-        set +e
-        if [[ -n $SERVER_PID ]]; then
-                stop_server
-        fi
-        if [[ -n $WORK ]]; then
-                [[ -d $WORK/gnupg ]] && GNUPGHOME=$WORK/gnupg timeout 30 gpgconf --kill all 2>/dev/null
-                if [[ ${CONTENTS_KEEP:-0} == 1 ]]; then
-                        printf 'CONTENTS_KEEP=1: kept %s\n' "$WORK"
-                else
-                        rm -rf "$WORK"
-                fi
-        fi
-        if ((SUMMARY_PRINTED == 0)); then
-                printf 'contents.sh stopped before finishing (exit status %d); see the output above\n' "$status"
-                FAILED+=1
-                FAILED_NAMES+=("contents.sh finished")
-                print_summary
-                exit 1
-        fi
-}
-trap cleanup EXIT
-# Bash runs the EXIT trap on a signal only when the signal has a trap of its own.
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# die MESSAGE: stop the script, because no case can be trusted once a fixture is wrong.
-die() {
-        printf 'contents.sh: %s\n' "$1" >&2
-        exit 1
-}
-
-# check NAME COMMAND...: run COMMAND, count it as passed when it exits 0, otherwise
-# print its output under the name.
-check() {
-        local name=$1
-        shift
-        local output status=0
-        output=$("$@" 2>&1) || status=$?
-        if ((status == 0)); then
-                PASSED+=1
-                printf 'ok   %s\n' "$name"
-        else
-                FAILED+=1
-                FAILED_NAMES+=("$name")
-                printf 'FAIL %s\n' "$name"
-                [[ -n $output ]] && printf '%s\n' "$output" | sed 's/^/     /'
-        fi
-        return 0
-}
-
-section() {
-        printf '\n== %s\n' "$1"
-}
 
 # --- running distill ------------------------------------------------------------
 
@@ -149,19 +56,9 @@ section() {
 run_distill() {
         local label=$1
         shift
-        [[ ${1-} == -- ]] && shift
-        local status=0
-        (
-                cd "$WORK"
-                timeout "$RUN_TIMEOUT" env \
-                        -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY \
-                        -u all_proxy -u ALL_PROXY \
-                        TMPDIR="$WORK/tmp" no_proxy=127.0.0.1 NO_PROXY=127.0.0.1 \
-                        UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}" \
-                        "$DISTILL" "$@"
-        ) >"$LOGS/$label.out" 2>"$LOGS/$label.err" </dev/null || status=$?
-        printf '%d\n' "$status" >"$LOGS/$label.rc"
-        printf '     %s: distill %s -> exit %d\n' "$label" "$1" "$status"
+        split_env_args "$@"
+        set_command "$RUN_TIMEOUT" TMPDIR="$WORK/tmp" "${ENV_ARGS[@]}" -- "$DISTILL" "${ARGS[@]}"
+        run_command "$label" "$WORK"
 }
 
 # run_build LABEL SPEC [ARG]...: `distill build SPEC -o $OUT/LABEL/image.tar
@@ -172,30 +69,6 @@ run_build() {
         mkdir -p "$OUT/$label"
         run_distill "$label" -- build "$spec" -o "$OUT/$label/image.tar" \
                 --cache "$CACHE" --mirror "$MIRROR" "$@"
-}
-
-# exit_status LABEL EXPECTED: distill's exit status for run LABEL was EXPECTED.
-exit_status() {
-        local label=$1 expected=$2 actual
-        actual=$(cat "$LOGS/$label.rc")
-        if [[ $actual != "$expected" ]]; then
-                printf 'distill exited %s, expected %s. stderr (last 30 lines):\n' "$actual" "$expected"
-                tail -n 30 "$LOGS/$label.err"
-                return 1
-        fi
-}
-
-# stderr_has LABEL TEXT...: each TEXT appears in run LABEL's stderr.
-stderr_has() {
-        local label=$1 text
-        shift
-        for text in "$@"; do
-                if ! grep -qF -- "$text" "$LOGS/$label.err"; then
-                        printf 'stderr does not contain %q. stderr:\n' "$text"
-                        cat "$LOGS/$label.err"
-                        return 1
-                fi
-        done
 }
 
 # stderr_lacks LABEL TEXT...: no TEXT appears in run LABEL's stderr.
@@ -210,17 +83,28 @@ stderr_lacks() {
         done
 }
 
+# anchored_line LABEL ANCHOR: the first line of run LABEL's stderr that contains
+# ANCHOR, or a message naming ANCHOR and the whole stderr.
+anchored_line() {
+        local line
+        line=$(grep -F -- "$2" "$LOGS/$1.err" | head -n 1)
+        if [[ -z $line ]]; then
+                printf 'no stderr line contains %q. stderr:\n' "$2"
+                cat "$LOGS/$1.err"
+                return 1
+        fi
+        printf '%s\n' "$line"
+}
+
 # stderr_line_has LABEL ANCHOR TEXT...: the stderr line containing ANCHOR also
 # contains each TEXT.
 stderr_line_has() {
-        local label=$1 anchor=$2 line text
-        shift 2
-        line=$(grep -F -- "$anchor" "$LOGS/$label.err" | head -n 1)
-        if [[ -z $line ]]; then
-                printf 'no stderr line contains %q. stderr:\n' "$anchor"
-                cat "$LOGS/$label.err"
+        local line text
+        line=$(anchored_line "$1" "$2") || {
+                printf '%s\n' "$line"
                 return 1
-        fi
+        }
+        shift 2
         for text in "$@"; do
                 if [[ $line != *"$text"* ]]; then
                         printf 'the line\n  %s\ndoes not contain %q\n' "$line" "$text"
@@ -232,14 +116,12 @@ stderr_line_has() {
 # stderr_line_lacks LABEL ANCHOR TEXT...: the stderr line containing ANCHOR
 # contains no TEXT.
 stderr_line_lacks() {
-        local label=$1 anchor=$2 line text
-        shift 2
-        line=$(grep -F -- "$anchor" "$LOGS/$label.err" | head -n 1)
-        if [[ -z $line ]]; then
-                printf 'no stderr line contains %q. stderr:\n' "$anchor"
-                cat "$LOGS/$label.err"
+        local line text
+        line=$(anchored_line "$1" "$2") || {
+                printf '%s\n' "$line"
                 return 1
-        fi
+        }
+        shift 2
         for text in "$@"; do
                 if [[ $line == *"$text"* ]]; then
                         printf 'the line\n  %s\ncontains %q\n' "$line" "$text"
@@ -248,45 +130,14 @@ stderr_line_lacks() {
         done
 }
 
-# no_sanitizer_report LABEL: AddressSanitizer, LeakSanitizer and UBSan stayed quiet.
-no_sanitizer_report() {
-        if grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' \
-                "$LOGS/$1.err"; then
-                return 1
-        fi
-}
-
-# output_dir_empty LABEL: a failed build left nothing where -o pointed.
-output_dir_empty() {
-        local left
-        left=$(find "$OUT/$1" -mindepth 1 -printf '%P\n')
-        if [[ -n $left ]]; then
-                printf 'left behind in the output directory:\n%s\n' "$left"
-                return 1
-        fi
-}
-
-# expect_build LABEL: run LABEL succeeded, without a sanitizer report, and wrote its
-# image, which is then dumped to $DUMPS/LABEL.
-expect_build() {
+# expect_dumped_build LABEL: run LABEL succeeded, without a sanitizer report, and
+# wrote its image, which is then dumped to $DUMPS/LABEL.
+expect_dumped_build() {
         local label=$1
-        check "$label: exit status 0" exit_status "$label" 0
-        check "$label: no sanitizer report" no_sanitizer_report "$label"
-        check "$label: image written" test -s "$OUT/$label/image.tar"
+        expect_build "$label"
         if [[ -s $OUT/$label/image.tar ]]; then
                 check "$label: image readable" tool dump "$OUT/$label/image.tar" "$DUMPS/$label"
         fi
-}
-
-# expect_failure LABEL STATUS TEXT...: run LABEL exited with STATUS, named each TEXT
-# on stderr and left no output behind.
-expect_failure() {
-        local label=$1 status=$2
-        shift 2
-        check "$label: exit status $status" exit_status "$label" "$status"
-        (($# > 0)) && check "$label: message" stderr_has "$label" "$@"
-        check "$label: no output left" output_dir_empty "$label"
-        check "$label: no sanitizer report" no_sanitizer_report "$label"
 }
 
 # tool SUBCOMMAND ARG...: the python3 helper written by write_tool.
@@ -446,14 +297,12 @@ md5sums_are() {
 # --- fixtures -------------------------------------------------------------------
 
 setup_workdir() {
-        WORK=$(mktemp -d "${TMPDIR:-/tmp}/distill-contents.XXXXXX")
-        LOGS=$WORK/logs
-        OUT=$WORK/out
+        make_workdir
         CACHE=$WORK/cache
         SPECS=$WORK/specs
         DUMPS=$WORK/dumps
         EXPECT=$WORK/expect
-        mkdir -p "$LOGS" "$OUT" "$CACHE" "$SPECS" "$DUMPS" "$EXPECT" "$WORK/www" "$WORK/tmp" \
+        mkdir -p "$CACHE" "$SPECS" "$DUMPS" "$EXPECT" "$WORK/www" "$WORK/tmp" \
                 "$WORK/keys" "$WORK/debs" "$WORK/debsrc"
 }
 
@@ -857,21 +706,18 @@ main()
 PYTHON
 }
 
-# python_deb SRC OUT.deb NAME VERSION ARCH SUBCOMMAND ARG...: a .deb whose
-# data.tar.xz is written by `ct_tool.py SUBCOMMAND DATA ARG...`, so that it contains
-# entries dpkg-deb would not produce from a directory. The control member has no
-# md5sums, so distill computes them.
+# python_deb SRC OUT.deb NAME VERSION ARCH SUBCOMMAND ARG...: a hand-built .deb
+# whose data.tar.xz is written by `ct_tool.py SUBCOMMAND DATA ARG...`. The control
+# member has no md5sums, so distill computes them.
 python_deb() {
-        local src=$1 out=$2 name=$3 version=$4 arch=$5 subcommand=$6
-        shift 6
-        local dir=$src/py-$name
-        mkdir -p "$dir/control"
-        new_package "$dir/tree" "$name" "$version" "$arch"
-        mv "$dir/tree/DEBIAN/control" "$dir/control/control"
-        printf '2.0\n' >"$dir/debian-binary"
-        tar --owner=0 --group=0 --numeric-owner -C "$dir/control" -cJf "$dir/control.tar.xz" .
-        python3 "$WORK/ct_tool.py" "$subcommand" "$dir/data.tar.xz" "$@"
-        (cd "$dir" && ar rcD "$out" debian-binary control.tar.xz data.tar.xz)
+        local src=$1 out=$2 name=$3 version=$4 arch=$5
+        shift 5
+        hand_built_deb "$src" "$out" "$name" "$version" "$arch" write_data_tar "$@"
+}
+
+# write_data_tar DATA SUBCOMMAND ARG...: `ct_tool.py SUBCOMMAND DATA ARG...`.
+write_data_tar() {
+        python3 "$WORK/ct_tool.py" "$2" "$1" "${@:3}"
 }
 
 # make_certificate DIR STEM SUBJECT: DIR/STEM.crt, a self-signed P-256 certificate.
@@ -1080,7 +926,6 @@ make_fixtures() {
         make_packages "$work/debsrc" "$work/debs" >/dev/null
         local fpr
         fpr=$(make_signing_key "$work/gnupg" contents-fixture "$work/keys/fixture.gpg")
-        [[ -n $fpr ]] || return 1
         build_repository "$work/www/archive" "$work/debs" "$work/gnupg" "$fpr" >/dev/null
 
         cp -a "$work/www/archive" "$work/www/unsigned"
@@ -1093,19 +938,10 @@ make_fixtures() {
         printf '%s\n' "$fpr"
 }
 
-# Runs make_fixtures in a child bash under timeout, because the fixtures.sh helpers
-# call dpkg-deb and apt-ftparchive without one. Only that child inherits the exported
-# functions, so they do not reach distill's environment.
 build_fixtures() {
-        FPR=$(
-                local functions
-                mapfile -t functions < <(compgen -A function)
-                export -f "${functions[@]}"
-                export FX_SUITE FX_FUTURE_MTIME FX_OLD_MTIME FX_RELEASE_DATE HERE_FIXTURES WORK \
-                        TOOL_TIMEOUT BIG_FILE_BYTES REPLAY_LOCKED_DATE
-                # shellcheck disable=SC2016 # $1 is expanded by the child bash.
-                timeout "$FIXTURE_TIMEOUT" bash -c 'set -euo pipefail; make_fixtures "$1"' _ "$WORK"
-        ) || die "building the fixture packages and repositories failed"
+        FPR=$(in_child_bash "$FIXTURE_TIMEOUT" WORK TOOL_TIMEOUT BIG_FILE_BYTES REPLAY_LOCKED_DATE -- \
+                make_fixtures "$WORK") ||
+                die "building the fixture packages and repositories failed"
         grep -q '^Package: ct-long-gnu$' "$WORK/www/archive/dists/$FX_SUITE/main/binary-amd64/Packages" ||
                 die "the repository index lacks ct-long-gnu"
         grep -q '^Date: Fri, 02 Jan 2026' "$WORK/www/replay/dists/$FX_SUITE/Release" ||
@@ -1118,37 +954,23 @@ build_fixtures() {
 # resign_replay DATE: rewrite the replay repository's Release with Date DATE and sign it.
 resign_replay() {
         local date=$1
-        (
-                mapfile -t functions < <(compgen -A function)
-                export -f "${functions[@]}"
-                export FX_SUITE FX_RELEASE_DATE HERE_FIXTURES
-                # shellcheck disable=SC2016 # $1 to $4 are expanded by the child bash.
-                timeout "$FIXTURE_TIMEOUT" bash -c \
-                        'set -euo pipefail; FX_RELEASE_DATE=$1 write_release "$2"; sign_release "$3" "$4" "$2"' \
-                        _ "$date" "$WORK/www/replay/dists/$FX_SUITE" "$WORK/gnupg" "$FPR"
-        ) || die "re-signing the replay Release failed"
+        in_child_bash "$FIXTURE_TIMEOUT" -- \
+                redate_release "$date" "$WORK/www/replay/dists/$FX_SUITE" "$WORK/gnupg" "$FPR" ||
+                die "re-signing the replay Release failed"
         grep -qF "Date: $date" "$WORK/www/replay/dists/$FX_SUITE/InRelease" ||
                 die "the replay InRelease does not carry $date"
 }
 
+# redate_release DATE DISTDIR GNUPGHOME FPR: DISTDIR/Release written again with Date
+# DATE and signed by FPR.
+redate_release() {
+        FX_RELEASE_DATE=$1 write_release "$2"
+        sign_release "$3" "$2" "$4"
+}
+
 start_server() {
-        python3 -u -m http.server --bind 127.0.0.1 --directory "$WORK/www" 0 \
-                >"$WORK/http.out" 2>"$WORK/http.log" &
-        SERVER_PID=$!
-        local _
-        for _ in $(seq 1 100); do
-                PORT=$(sed -n 's/^Serving HTTP on 127\.0\.0\.1 port \([0-9]*\) .*/\1/p' "$WORK/http.out")
-                if [[ -n $PORT ]] && curl -sf --noproxy '*' --max-time 5 -o /dev/null \
-                        "http://127.0.0.1:$PORT/"; then
-                        SERVER=http://127.0.0.1:$PORT
-                        MIRROR=$UNREACHABLE=$SERVER/archive
-                        printf 'http.server on 127.0.0.1:%s\n' "$PORT"
-                        return 0
-                fi
-                sleep 0.1
-        done
-        cat "$WORK/http.out" "$WORK/http.log" >&2
-        die "http.server did not answer"
+        start_http_server "$WORK/www"
+        MIRROR=$UNREACHABLE=$SERVER/archive
 }
 
 # source_yaml [KEYRING-LINE]: the sources section naming $UNREACHABLE.
@@ -1257,7 +1079,7 @@ case_full_build() {
         write_full_spec
         run_build full "$SPECS/full/spec.yaml" --json --rootfs "$WORK/rootfs-full" \
                 --sbom "$OUT/full-sbom.spdx.json"
-        expect_build full
+        expect_dumped_build full
         FULL_DIGEST=$(sed -n 's/.*"digest":"\(sha256:[0-9a-f]*\)".*/\1/p' "$LOGS/full.out")
         check "full: --json prints the digest" test -n "$FULL_DIGEST"
 }
@@ -1377,7 +1199,7 @@ case_ca_bundle() {
         write_simple_spec ca-own-env '[ca-certificates]' 'image:
   env: {SSL_CERT_FILE: /etc/ssl/own.pem}'
         run_build ca-own-env "$SPECS/ca-own-env/spec.yaml"
-        expect_build ca-own-env
+        expect_dumped_build ca-own-env
         if [[ -f $DUMPS/ca-own-env/config.json ]]; then
                 check "ca-own-env: bundle still written" entry_is ca-own-env etc/ssl/certs/ca-certificates.crt file 0644 0 0
                 check "ca-own-env: spec value kept" tool env-has "$DUMPS/ca-own-env/config.json" SSL_CERT_FILE=/etc/ssl/own.pem
@@ -1701,7 +1523,7 @@ case_limits() {
         expect_failure big-1m 7 'usr/share/ct-big/blob' 'limits.file_size'
         write_simple_spec big-2m '[ct-big]' 'limits: {file_size: 2M}'
         run_build big-2m "$SPECS/big-2m/spec.yaml"
-        expect_build big-2m
+        expect_dumped_build big-2m
         check "big-2m: blob in the layer" entry_size big-2m usr/share/ct-big/blob "$BIG_FILE_BYTES"
         write_simple_spec big-bad '[ct-big]' 'limits: {file_size: lots}'
         run_build big-bad "$SPECS/big-bad/spec.yaml"
@@ -1725,7 +1547,7 @@ case_unsigned() {
         mkdir -p "$OUT/unsigned"
         run_distill unsigned -- build "$SPECS/unsigned/spec.yaml" -o "$OUT/unsigned/image.tar" \
                 --cache "$WORK/cache-unsigned" --mirror "$unsigned_mirror"
-        expect_build unsigned
+        expect_dumped_build unsigned
         check "unsigned: warning says NOT verified" stderr_has unsigned 'NOT verified'
         check "unsigned: ct-doc installed" entry_is unsigned usr/bin/ct-doc-tool file 0755 0 0
 
@@ -1798,13 +1620,13 @@ case_plain_build() {
         section "plain image: ct-doc and ct-etc, no filter, no extras"
         write_simple_spec ct-plain '[ct-doc, ct-etc]'
         run_build plain "$SPECS/ct-plain/spec.yaml"
-        expect_build plain
+        expect_dumped_build plain
 }
 
 # --- main -----------------------------------------------------------------------
 
 main() {
-        [[ -x $DISTILL ]] || die "$DISTILL is missing; run make build/distill-san first"
+        require_runnable "$DISTILL"
         local tool_name
         for tool_name in dpkg-deb apt-ftparchive gpg openssl python3 curl ar xz node; do
                 command -v "$tool_name" >/dev/null || die "$tool_name is not installed"
@@ -1839,8 +1661,7 @@ main() {
         case_unsigned
         case_replay
 
-        print_summary
-        ((FAILED == 0))
+        finish_tests
 }
 
 main "$@"

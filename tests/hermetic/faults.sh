@@ -6,7 +6,7 @@
 # A signed fixture repository is served on 127.0.0.1 by faulty_server.py, whose
 # per-path fault rules this script rewrites before each case. The server's
 # request log records every attempt distill makes. Nothing leaves the machine.
-# Run from the repository top after `make build/distill build/distill-san`:
+# Run from anywhere after `make build/distill build/distill-san`:
 #
 #     tests/hermetic/faults.sh
 #     DISTILL=build/distill tests/hermetic/faults.sh   (binary under test; default build/distill-san)
@@ -23,15 +23,12 @@
 set -Eeuo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=tests/hermetic/fixtures.sh
-source "$HERE/fixtures.sh"
+# shellcheck source=tests/hermetic/lib.sh
+source "$HERE/lib.sh"
+hermetic_init HERMETIC_KEEP
 
-DISTILL=$(realpath -m "${DISTILL:-build/distill-san}")
-DISTILL_PLAIN=$(realpath -m "${DISTILL_PLAIN:-build/distill}")
+DISTILL_PLAIN=$(realpath -m "${DISTILL_PLAIN:-$TOP/build/distill}")
 BUILD_USER=distill-test
-# Seconds one distill run may take before it counts as hung; generous because the
-# sanitizer build is slower than the normal one.
-RUN_TIMEOUT=600
 # Seconds the valgrind run may take: valgrind slows distill down many times.
 VALGRIND_TIMEOUT=3600
 # Attempts distill makes for a download that keeps failing transiently (the first
@@ -50,179 +47,45 @@ STALL_RUN_TIMEOUT=55
 BIG_BYTES=$((3 * 1024 * 1024))
 SMALL_FS=2M
 LARGE_FS=64M
-
-declare -i PASSED=0 FAILED=0
-FAILED_NAMES=()
-SUMMARY_PRINTED=0
-SERVER_PID=
-WORK=
+# The tmpfs mount points that the EXIT trap unmounts.
 MOUNTS=()
 
-# SOURCE_DATE_EPOCH from the caller would change what the builds do.
-unset SOURCE_DATE_EPOCH DISTILL_MIRROR DISTILL_HTTP_TIMEOUT
-
-# --- bookkeeping ----------------------------------------------------------------
-
-print_summary() {
-        if ((FAILED > 0)); then
-                printf '\nfailed checks:\n'
-                printf '  %s\n' "${FAILED_NAMES[@]}"
-        fi
-        printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
-        SUMMARY_PRINTED=1
-}
-
-cleanup() {
-        local status=$?
-        set +e
-        trap - ERR
-        if [[ -n $SERVER_PID ]]; then
-                kill "$SERVER_PID" 2>/dev/null
-                wait "$SERVER_PID" 2>/dev/null
-        fi
-
-        # Background builds still running when a check aborted the script.
-        local pid
-        for pid in $(jobs -p); do
-                kill "$pid" 2>/dev/null
-        done
-
+# The EXIT trap calls this before it removes the work directory.
+script_cleanup() {
         local mount_point
         for mount_point in "${MOUNTS[@]}"; do
                 timeout 60 umount "$mount_point" || printf 'faults.sh: cannot unmount %s\n' "$mount_point" >&2
         done
-
-        if [[ -n $WORK ]]; then
-                [[ -d $WORK/gnupg ]] && GNUPGHOME=$WORK/gnupg timeout 30 gpgconf --kill all 2>/dev/null
-                if [[ ${HERMETIC_KEEP:-0} == 1 ]]; then
-                        printf 'HERMETIC_KEEP=1: kept %s\n' "$WORK" >&2
-                elif ! findmnt -rn -o TARGET | grep -qF "$WORK/"; then
-                        rm -rf "$WORK"
-                else
-                        printf 'faults.sh: %s still has a mount point; not removing it\n' "$WORK" >&2
-                fi
-        fi
-
-        if ((SUMMARY_PRINTED == 0)); then
-                printf 'faults.sh stopped before finishing (exit status %d); see the output above\n' "$status"
-                FAILED+=1
-                FAILED_NAMES+=("faults.sh finished")
-                print_summary
-                exit 1
-        fi
-}
-trap cleanup EXIT
-# Bash runs the EXIT trap on a signal only when the signal has a trap of its own.
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'printf "faults.sh: command failed at line %d: %s\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
-
-# check NAME COMMAND...: run COMMAND, count it as passed when it exits 0, otherwise
-# print its output under the name. COMMAND runs outside errexit, so multi-step
-# predicate functions must return non-zero themselves.
-check() {
-        local name=$1
-        shift
-        local output status=0
-        output=$("$@" 2>&1) || status=$?
-        if ((status == 0)); then
-                PASSED+=1
-                printf 'ok   %s\n' "$name"
-        else
-                FAILED+=1
-                FAILED_NAMES+=("$name")
-                printf 'FAIL %s\n' "$name"
-                [[ -n $output ]] && sed 's/^/     /' <<<"$output"
-        fi
-        return 0
-}
-
-# fail_check NAME MESSAGE: count a check that cannot run as failed.
-fail_check() {
-        FAILED+=1
-        FAILED_NAMES+=("$1")
-        printf 'FAIL %s\n     %s\n' "$1" "$2"
-}
-
-section() {
-        printf '\n== %s\n' "$1"
 }
 
 # --- running distill ------------------------------------------------------------
 
 # distill_command LABEL TIMEOUT [VAR=VALUE]... -- PROGRAM ARG...
-# Create $OUT/LABEL and $WORK/tmp/LABEL for the build user, and set COMMAND to the
-# command line that runs PROGRAM as that user under `timeout TIMEOUT`, with
-# TMPDIR $WORK/tmp/LABEL (run_program starts it in $OUT/LABEL).
-# SIGINT is reset to its default action right before PROGRAM because a background
-# job of a non-interactive shell starts with SIGINT ignored, and setsid does not
-# change that.
+# Create $OUT/LABEL and $WORK/tmp/LABEL for the build user, and set COMMAND (see
+# set_command) to run PROGRAM as that user with TMPDIR $WORK/tmp/LABEL.
 distill_command() {
         local label=$1 limit=$2
         shift 2
-        local env_vars=()
-        while (($# > 0)) && [[ $1 != -- ]]; do
-                env_vars+=("$1")
-                shift
-        done
-        shift
         mkdir -p "$OUT/$label" "$WORK/tmp/$label"
         chown "$RUN_OWNER" "$OUT/$label" "$WORK/tmp/$label"
-        COMMAND=("${AS_BUILD_USER[@]}" timeout "$limit" env --default-signal=INT
-                -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY -u all_proxy -u ALL_PROXY
-                no_proxy=127.0.0.1 NO_PROXY=127.0.0.1
-                HOME="$RUN_HOME" TMPDIR="$WORK/tmp/$label" XDG_CACHE_HOME="$RUN_HOME/.cache"
-                UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
-                "${env_vars[@]}" "$@")
+        set_command "$limit" HOME="$RUN_HOME" TMPDIR="$WORK/tmp/$label" XDG_CACHE_HOME="$RUN_HOME/.cache" "$@"
 }
 
 # run_program LABEL TIMEOUT [VAR=VALUE]... -- PROGRAM ARG...
-# Run PROGRAM (see distill_command), recording stdout, stderr and the exit status as
-# $LOGS/LABEL.{out,err,rc}.
+# Run PROGRAM (see distill_command) in $OUT/LABEL, recording stdout, stderr and the
+# exit status as $LOGS/LABEL.{out,err,rc}.
 run_program() {
         local label=$1
         distill_command "$@"
-        local status=0
-        (cd "$OUT/$label" && "${COMMAND[@]}") >"$LOGS/$label.out" 2>"$LOGS/$label.err" || status=$?
-        printf '%d\n' "$status" >"$LOGS/$label.rc"
-        printf '     %s -> exit %d\n' "$label" "$status"
+        run_command "$label" "$OUT/$label"
 }
 
 # run_distill LABEL [VAR=VALUE]... -- ARG...: run $DISTILL with ARGs.
 run_distill() {
         local label=$1
         shift
-        local env_vars=()
-        while (($# > 0)) && [[ $1 != -- ]]; do
-                env_vars+=("$1")
-                shift
-        done
-        shift
-        run_program "$label" "$RUN_TIMEOUT" "${env_vars[@]}" -- "$DISTILL" "$@"
-}
-
-# exit_status LABEL EXPECTED: the exit status of run LABEL was EXPECTED.
-exit_status() {
-        local label=$1 expected=$2 actual
-        actual=$(cat "$LOGS/$label.rc")
-        if [[ $actual != "$expected" ]]; then
-                printf 'exit status %s, expected %s. stderr (last 30 lines):\n' "$actual" "$expected"
-                tail -n 30 "$LOGS/$label.err"
-                return 1
-        fi
-}
-
-# stderr_has LABEL TEXT...: each TEXT appears in run LABEL's stderr.
-stderr_has() {
-        local label=$1 text
-        shift
-        for text in "$@"; do
-                if ! grep -qF -- "$text" "$LOGS/$label.err"; then
-                        printf 'stderr does not contain %q. stderr:\n' "$text"
-                        cat "$LOGS/$label.err"
-                        return 1
-                fi
-        done
+        split_env_args "$@"
+        run_program "$label" "$RUN_TIMEOUT" "${ENV_ARGS[@]}" -- "$DISTILL" "${ARGS[@]}"
 }
 
 # error_line_matches LABEL TEXT REGEX: one `distill: error:` line of run LABEL
@@ -232,14 +95,6 @@ error_line_matches() {
         if ! grep -F 'distill: error:' "$LOGS/$label.err" | grep -F -- "$text" | grep -qiE -- "$regex"; then
                 printf 'no error line contains %q and matches /%s/. stderr:\n' "$text" "$regex"
                 cat "$LOGS/$label.err"
-                return 1
-        fi
-}
-
-# no_sanitizer_report LABEL: AddressSanitizer, LeakSanitizer and UBSan stayed quiet.
-no_sanitizer_report() {
-        if grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' \
-                "$LOGS/$1.err"; then
                 return 1
         fi
 }
@@ -368,22 +223,16 @@ start_server() {
                 --rules "$WORK/rules.json" --log "$WORK/requests.log" \
                 >"$WORK/server.out" 2>"$WORK/server.err" &
         SERVER_PID=$!
-        local attempt probe
-        probe=$(repo_path fixture)/dists/$FX_SUITE/Release
-        for attempt in $(seq 1 100); do
-                PORT=$(head -n 1 "$WORK/server.out")
-                if [[ -n $PORT ]] && timeout 10 curl -sf --noproxy '*' --max-time 5 -o /dev/null \
-                        "http://127.0.0.1:$PORT$probe"; then
-                        BASE_URL=http://127.0.0.1:$PORT
-                        printf 'faulty_server.py on 127.0.0.1:%s (attempt %d)\n' "$PORT" "$attempt"
-                        : >"$WORK/requests.log"
-                        return 0
-                fi
-                sleep 0.1
-        done
-        echo "faults.sh: faulty_server.py did not answer; its output:" >&2
-        cat "$WORK/server.out" "$WORK/server.err" >&2
-        return 1
+        wait_for_server faulty_server_port "$(repo_path fixture)/dists/$FX_SUITE/Release" \
+                "$WORK/server.out" "$WORK/server.err"
+        BASE_URL=$SERVER
+        # The probe above is no request of distill's.
+        : >"$WORK/requests.log"
+}
+
+# faulty_server_port: faulty_server.py prints its port as its first line.
+faulty_server_port() {
+        head -n 1 "$WORK/server.out"
 }
 
 # repo_path NAME: the URL path of repository NAME, ending in the snapshot timestamp.
@@ -412,38 +261,18 @@ deb_sha256() {
 # --- setup ----------------------------------------------------------------------
 
 setup_workdir() {
-        WORK=$(mktemp -d)
+        make_workdir
         # The build user must reach the specs, the keyrings and its own directories.
         chmod 0755 "$WORK"
-        LOGS=$WORK/logs
-        OUT=$WORK/out
         CACHES=$WORK/caches
         RUN_HOME=$WORK/home
-        mkdir -p "$LOGS" "$OUT" "$CACHES" "$RUN_HOME" "$WORK/tmp" "$WORK/specs" "$WORK/keys" "$WORK/www"
+        mkdir -p "$CACHES" "$RUN_HOME" "$WORK/tmp" "$WORK/specs" "$WORK/keys" "$WORK/www"
 }
 
-# Builds run unprivileged, as they would for a user: as root, through runuser as
-# $BUILD_USER (created when missing); otherwise as the current user.
-setup_build_user() {
-        if ((EUID == 0)); then
-                if ! id -u "$BUILD_USER" >/dev/null 2>&1; then
-                        timeout 60 useradd --system --no-create-home --home-dir /nonexistent \
-                                --shell /usr/sbin/nologin "$BUILD_USER"
-                fi
-                AS_BUILD_USER=(runuser -u "$BUILD_USER" --)
-                RUN_OWNER=$BUILD_USER:$(id -gn "$BUILD_USER")
-        else
-                AS_BUILD_USER=()
-                RUN_OWNER=$(id -un):$(id -gn)
-        fi
+prepare_build_user() {
+        setup_build_user "$BUILD_USER"
         chown -R "$RUN_OWNER" "$OUT" "$CACHES" "$RUN_HOME" "$WORK/tmp"
-        local binary
-        for binary in "$DISTILL" "$DISTILL_PLAIN"; do
-                if ! "${AS_BUILD_USER[@]}" test -x "$binary"; then
-                        echo "faults.sh: $binary is missing or not executable by the build user" >&2
-                        return 1
-                fi
-        done
+        require_runnable "$DISTILL" "$DISTILL_PLAIN"
         printf 'distill: %s, run as %s; valgrind runs %s\n' "$DISTILL" "${RUN_OWNER%%:*}" "$DISTILL_PLAIN"
 }
 
@@ -457,7 +286,6 @@ new_cache() {
 # build_fault_packages SRC DEBS BIG-BYTES: the packages only these tests need.
 # fx-big ships BIG-BYTES of random data, which does not compress, so its .deb is
 # bigger than the small tmpfs. fx-4k ships one file of exactly 4096 bytes.
-# It runs in a child bash with fixtures.sh sourced, so that it can run under timeout.
 build_fault_packages() {
         local src=$1 out=$2 big_bytes=$3
         local dir=$src/fx-big_1.0
@@ -473,23 +301,19 @@ build_fault_packages() {
         finish_package "$dir" xz "$out/fx-4k_1.0_amd64.deb"
 }
 
-# The single-quoted scripts below are expanded by the child bash, not here.
-# shellcheck disable=SC2016
-setup_fixtures() {
-        export -f build_fault_packages
-        timeout 900 bash -c '
-                set -euo pipefail
-                source "$1"
-                mkdir -p "$2" "$3"
-                build_fx_base "$2" "$3"
-                build_dependency_chain "$2" "$3"
-                build_fault_packages "$2" "$3" "$4"
-        ' _ "$HERE/fixtures.sh" "$WORK/src" "$WORK/debs" "$BIG_BYTES"
+# build_packages SRC DEBS BIG-BYTES: fx-base, the fx-app dependency chain and the
+# packages of build_fault_packages.
+build_packages() {
+        mkdir -p "$1" "$2"
+        build_fx_base "$1" "$2"
+        build_dependency_chain "$1" "$2"
+        build_fault_packages "$1" "$2" "$3"
+}
 
-        FIXTURE_FPR=$(timeout 120 bash -c 'source "$1"; make_signing_key "$2" distill-faults-fixture "$3"' \
-                _ "$HERE/fixtures.sh" "$WORK/gnupg" "$WORK/keys/fixture.gpg")
-        timeout 300 bash -c 'set -euo pipefail; source "$1"; build_repository "$2" "$3" "$4" "$5"' \
-                _ "$HERE/fixtures.sh" "$(repo_dir fixture)" "$WORK/debs" "$WORK/gnupg" "$FIXTURE_FPR"
+setup_fixtures() {
+        in_child_bash 900 -- build_packages "$WORK/src" "$WORK/debs" "$BIG_BYTES"
+        FIXTURE_FPR=$(in_child_bash 120 -- make_signing_key "$WORK/gnupg" distill-faults-fixture "$WORK/keys/fixture.gpg")
+        in_child_bash 300 -- build_repository "$(repo_dir fixture)" "$WORK/debs" "$WORK/gnupg" "$FIXTURE_FPR"
 
         # The same archive with no signature at all, for a source marked unsigned.
         local unsigned
@@ -585,16 +409,38 @@ succeeded_cleanly() {
         check "$label: no sanitizer report" no_sanitizer_report "$label"
 }
 
+# expect_lib_retried LABEL CACHE REQUESTS [TEXT]...: run LABEL succeeded after
+# REQUESTS requests for fx-lib, and its stderr names the fx-lib URL, each TEXT and
+# the retry.
+expect_lib_retried() {
+        local label=$1 cache=$2 requests=$3
+        shift 3
+        succeeded_cleanly "$label" "$cache"
+        check "$label: $requests requests for fx-lib" request_count "$FX_LIB" "$requests"
+        check "$label: stderr names the URL and the retry" \
+                stderr_has "$label" "$(repo_url fixture)/$FX_LIB" "$@" "retry"
+}
+
+# expect_lib_attempts_exhausted LABEL CACHE: run LABEL requested fx-lib
+# $MAX_ATTEMPTS times, then failed with exit status 4 and an error naming the URL,
+# and left nothing behind.
+expect_lib_attempts_exhausted() {
+        local label=$1 cache=$2
+        check "$label: exit status 4" exit_status "$label" 4
+        check "$label: the error names the URL" \
+                error_line_matches "$label" "$(repo_url fixture)/$FX_LIB" .
+        check "$label: $MAX_ATTEMPTS requests for fx-lib" request_count "$FX_LIB" "$MAX_ATTEMPTS"
+        check "$label: no cache entry for fx-lib" no_cache_entry "$cache" "$FX_LIB_SHA"
+        failed_cleanly "$label" "$cache" image.tar
+}
+
 check_503_then_ok() {
         section "503 twice on a .deb, then the file"
         local label=retry-503 cache
         cache=$(new_cache "$label")
         set_faults "{\"$FX_LIB\": {\"mode\": \"503-then-ok\", \"count\": 2}}"
         build_basic "$label" "$cache"
-        succeeded_cleanly "$label" "$cache"
-        check "$label: 3 requests for fx-lib" request_count "$FX_LIB" 3
-        check "$label: stderr names the URL and the retry" \
-                stderr_has "$label" "$(repo_url fixture)/$FX_LIB" "503" "retry"
+        expect_lib_retried "$label" "$cache" 3 503
         check "$label: fx-lib is in the cache" has_cache_entry "$cache" "$FX_LIB_SHA"
 }
 
@@ -604,10 +450,7 @@ check_429_then_ok() {
         cache=$(new_cache "$label")
         set_faults "{\"$FX_LIB\": {\"mode\": \"429-then-ok\", \"count\": 1, \"retry_after\": 1}}"
         build_basic "$label" "$cache"
-        succeeded_cleanly "$label" "$cache"
-        check "$label: 2 requests for fx-lib" request_count "$FX_LIB" 2
-        check "$label: stderr names the URL and the retry" \
-                stderr_has "$label" "$(repo_url fixture)/$FX_LIB" "429" "retry"
+        expect_lib_retried "$label" "$cache" 2 429
 }
 
 check_close_mid_body() {
@@ -616,12 +459,7 @@ check_close_mid_body() {
         cache=$(new_cache "$label")
         set_faults "{\"$FX_LIB\": {\"mode\": \"close-mid-body\"}}"
         build_basic "$label" "$cache"
-        check "$label: exit status 4" exit_status "$label" 4
-        check "$label: the error names the URL" \
-                error_line_matches "$label" "$(repo_url fixture)/$FX_LIB" .
-        check "$label: $MAX_ATTEMPTS requests for fx-lib" request_count "$FX_LIB" "$MAX_ATTEMPTS"
-        check "$label: no cache entry for fx-lib" no_cache_entry "$cache" "$FX_LIB_SHA"
-        failed_cleanly "$label" "$cache" image.tar
+        expect_lib_attempts_exhausted "$label" "$cache"
 }
 
 check_short_body() {
@@ -630,21 +468,13 @@ check_short_body() {
         cache=$(new_cache "$label")
         set_faults "{\"$FX_LIB\": {\"mode\": \"short-body\", \"count\": 1}}"
         build_basic "$label" "$cache"
-        succeeded_cleanly "$label" "$cache"
-        check "$label: 2 requests for fx-lib" request_count "$FX_LIB" 2
-        check "$label: stderr names the URL and the retry" \
-                stderr_has "$label" "$(repo_url fixture)/$FX_LIB" "retry"
+        expect_lib_retried "$label" "$cache" 2
 
         label=short-always
         cache=$(new_cache "$label")
         set_faults "{\"$FX_LIB\": {\"mode\": \"short-body\"}}"
         build_basic "$label" "$cache"
-        check "$label: exit status 4" exit_status "$label" 4
-        check "$label: the error names the URL" \
-                error_line_matches "$label" "$(repo_url fixture)/$FX_LIB" .
-        check "$label: $MAX_ATTEMPTS requests for fx-lib" request_count "$FX_LIB" "$MAX_ATTEMPTS"
-        check "$label: no cache entry for fx-lib" no_cache_entry "$cache" "$FX_LIB_SHA"
-        failed_cleanly "$label" "$cache" image.tar
+        expect_lib_attempts_exhausted "$label" "$cache"
 }
 
 check_stall_once() {
@@ -654,10 +484,7 @@ check_stall_once() {
         set_faults "{\"$FX_LIB\": {\"mode\": \"stall-then-ok\", \"count\": 1, \"seconds\": $SERVER_STALL}}"
         run_program "$label" "$STALL_RUN_TIMEOUT" DISTILL_HTTP_TIMEOUT="$STALL_TIMEOUT" -- \
                 "$DISTILL" build "$(spec basic)" -o "$OUT/$label/image.tar" --cache "$cache"
-        succeeded_cleanly "$label" "$cache"
-        check "$label: 2 requests for fx-lib" request_count "$FX_LIB" 2
-        check "$label: stderr names the URL and the retry" \
-                stderr_has "$label" "$(repo_url fixture)/$FX_LIB" "retry"
+        expect_lib_retried "$label" "$cache" 2
 }
 
 check_404() {
@@ -762,6 +589,30 @@ build_big() {
                 -o "$outdir/big.tar" --cache "$cache"
 }
 
+# expect_big_not_stored LABEL CACHE OUTDIR WHERE: run LABEL could store fx-big
+# neither in CACHE nor as OUTDIR/big.tar. It failed with exit status 8 or 4 and an
+# error that names WHERE, requested fx-big once and left nothing behind.
+expect_big_not_stored() {
+        local label=$1 cache=$2 outdir=$3 where=$4
+        check "$label: exit status 8 or 4" exit_status_one_of "$label" 8 4
+        # A full disk is no network fault, so downloading again cannot help.
+        check "$label: fx-big requested once" request_count "$FX_BIG" 1
+        check "$label: the error names $where" full_disk_error "$label" "$cache" "$outdir"
+        check "$label: no cache entry for fx-big" no_cache_entry "$cache" "$FX_BIG_SHA"
+        check "$label: no big.tar in the output directory" no_output_file "$outdir" big.tar
+        failed_cleanly "$label" "$cache" big.tar
+}
+
+# expect_big_written LABEL CACHE OUTDIR: run LABEL wrote OUTDIR/big.tar and left no
+# temporary file in OUTDIR or CACHE/tmp.
+expect_big_written() {
+        local label=$1 cache=$2 outdir=$3
+        check "$label: exit status 0" exit_status "$label" 0
+        check "$label: image written" test -s "$outdir/big.tar"
+        check "$label: no temporary output" no_temporary_outputs "$outdir"
+        check "$label: CACHE/tmp is empty" cache_tmp_empty "$cache"
+}
+
 check_full_disk() {
         section "full disk"
         local cache=$WORK/full/cache outdir=$WORK/full/out
@@ -780,14 +631,7 @@ check_full_disk_tmpfs() {
         label=full-cache
         set_faults '{}'
         build_big "$label" "$cache" "$outdir"
-        check "$label: exit status 8 or 4" exit_status_one_of "$label" 8 4
-        # A full disk is no network fault, so downloading again cannot help.
-        check "$label: fx-big requested once" request_count "$FX_BIG" 1
-        check "$label: the error names the cache and says it is full" \
-                full_disk_error "$label" "$cache" "$outdir"
-        check "$label: no cache entry for fx-big" no_cache_entry "$cache" "$FX_BIG_SHA"
-        check "$label: no big.tar in the output directory" no_output_file "$outdir" big.tar
-        failed_cleanly "$label" "$cache" big.tar
+        expect_big_not_stored "$label" "$cache" "$outdir" "the cache and says it is full"
 
         label=full-output
         if ! resize_tmpfs "$cache" "$LARGE_FS"; then
@@ -808,10 +652,7 @@ check_full_disk_tmpfs() {
                 return 0
         fi
         build_big "$label" "$cache" "$outdir"
-        check "$label: exit status 0" exit_status "$label" 0
-        check "$label: image written" test -s "$outdir/big.tar"
-        check "$label: no temporary output" no_temporary_outputs "$outdir"
-        check "$label: CACHE/tmp is empty" cache_tmp_empty "$cache"
+        expect_big_written "$label" "$cache" "$outdir"
         check "$label: cache entries are complete" cache_entries_intact "$cache"
         check "$label: no sanitizer report" no_sanitizer_report "$label"
 
@@ -844,20 +685,11 @@ check_full_disk_ulimit() {
         label=full-ulimit
         set_faults '{}'
         build_big "$label" "$cache" "$outdir" "${limited[@]}"
-        check "$label: exit status 8 or 4" exit_status_one_of "$label" 8 4
-        check "$label: fx-big requested once" request_count "$FX_BIG" 1
-        check "$label: the error names the cache or the output" \
-                full_disk_error "$label" "$cache" "$outdir"
-        check "$label: no cache entry for fx-big" no_cache_entry "$cache" "$FX_BIG_SHA"
-        check "$label: no big.tar in the output directory" no_output_file "$outdir" big.tar
-        failed_cleanly "$label" "$cache" big.tar
+        expect_big_not_stored "$label" "$cache" "$outdir" "the cache or the output"
 
         label=full-ulimit-lifted
         build_big "$label" "$cache" "$outdir"
-        check "$label: exit status 0" exit_status "$label" 0
-        check "$label: image written" test -s "$outdir/big.tar"
-        check "$label: no temporary output" no_temporary_outputs "$outdir"
-        check "$label: CACHE/tmp is empty" cache_tmp_empty "$cache"
+        expect_big_written "$label" "$cache" "$outdir"
 }
 
 # --- signals --------------------------------------------------------------------
@@ -965,7 +797,7 @@ check_signals() {
 # --- concurrent builds ----------------------------------------------------------
 
 skopeo_inspect() {
-        timeout 120 skopeo --policy "$WORK/policy.json" inspect "oci-archive:$1" >/dev/null
+        skopeo_cmd inspect "oci-archive:$1" >/dev/null
 }
 
 check_concurrent_builds() {
@@ -984,7 +816,6 @@ check_concurrent_builds() {
         wait "$job_a" || true
         wait "$job_b" || true
 
-        printf '{"default":[{"type":"insecureAcceptAnything"}]}\n' >"$WORK/policy.json"
         local label
         for label in concurrent-a concurrent-b; do
                 check "$label: exit status 0" exit_status "$label" 0
@@ -1061,7 +892,7 @@ check_valgrind() {
 
 main() {
         setup_workdir
-        setup_build_user
+        prepare_build_user
         setup_fixtures
         start_server
         write_specs
@@ -1081,11 +912,7 @@ main() {
         check_unsigned_source
         check_valgrind
 
-        printf '\n'
-        print_summary
-        if ((FAILED > 0)); then
-                exit 1
-        fi
+        finish_tests
 }
 
 main "$@"

@@ -1,6 +1,7 @@
 # Fixture .deb packages and a signed apt repository for the hermetic tests.
-# Sourced by run.sh. Every function writes only below the directories it is given.
+# Sourced by lib.sh. Every function writes only below the directories it is given.
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the scripts that source this file read the FX_ settings.
 
 FX_SUITE=fixture
 FX_SNAPSHOT=20260101T000000Z
@@ -45,7 +46,7 @@ write_md5sums() {
         local conffiles=/dev/null
         [[ -f $dir/DEBIAN/conffiles ]] && conffiles=$dir/DEBIAN/conffiles
         (
-                cd "$dir"
+                cd "$dir" || exit
                 find . -path ./DEBIAN -prune -o -type f -print |
                         sed 's|^\./||' |
                         { grep -vxF -f <(sed 's|^/||' "$conffiles") || true; } |
@@ -68,7 +69,7 @@ finish_package() {
         done
         # dpkg-deb clamps mtimes to SOURCE_DATE_EPOCH, or to the current time when it
         # is unset. Setting it to the future mtime lets that mtime reach the .deb.
-        SOURCE_DATE_EPOCH=$FX_FUTURE_MTIME dpkg-deb --root-owner-group -Z"$compression" \
+        SOURCE_DATE_EPOCH=$FX_FUTURE_MTIME timeout 120 dpkg-deb --root-owner-group -Z"$compression" \
                 --build "$dir" "$out" >/dev/null
 }
 
@@ -166,21 +167,32 @@ build_clash_packages() {
         done
 }
 
-# raw_deb SRC OUT.deb NAME ENTRY...
+# hand_built_deb SRC OUT.deb NAME VERSION ARCH WRITER [ARG]...
 # Assemble a .deb by hand (ar members debian-binary, control.tar.xz, data.tar.xz in
-# that order) whose data.tar contains the evil_tar.py ENTRYs, which dpkg-deb would
-# not produce from a directory.
-raw_deb() {
-        local src=$1 out=$2 name=$3
-        shift 3
-        local dir=$src/raw-$name
+# that order) for data.tar entries that dpkg-deb would not produce from a directory.
+# `WRITER DATA.tar.xz ARG...` writes the data member, so WRITER must be one word: a
+# program or a function. The control member has no md5sums.
+hand_built_deb() {
+        local src=$1 out=$2 name=$3 version=$4 arch=$5
+        shift 5
+        local dir=$src/hand-built-$name
         mkdir -p "$dir/control"
-        new_package "$dir/control-tree" "$name" 1.0 amd64
+        new_package "$dir/control-tree" "$name" "$version" "$arch"
         mv "$dir/control-tree/DEBIAN/control" "$dir/control/control"
         printf '2.0\n' >"$dir/debian-binary"
         tar --owner=0 --group=0 --numeric-owner -C "$dir/control" -cJf "$dir/control.tar.xz" .
-        python3 "$HERE_FIXTURES/evil_tar.py" "$dir/data.tar.xz" "$@"
+        local writer=$1
+        shift
+        "$writer" "$dir/data.tar.xz" "$@"
         (cd "$dir" && ar rcD "$out" debian-binary control.tar.xz data.tar.xz)
+}
+
+# raw_deb SRC OUT.deb NAME ENTRY...: a hand-built .deb whose data.tar contains the
+# evil_tar.py ENTRYs.
+raw_deb() {
+        local src=$1 out=$2 name=$3
+        shift 3
+        hand_built_deb "$src" "$out" "$name" 1.0 amd64 "$HERE_FIXTURES/evil_tar.py" "$@"
 }
 
 # build_evil_packages SRC OUTDIR CANARY
@@ -224,11 +236,12 @@ build_fixture_packages() {
 
 # make_signing_key GNUPGHOME NAME KEYRING: a passphrase-less ed25519 key whose
 # public part is exported to KEYRING (binary, as Signed-By wants it). Prints the
-# fingerprint.
+# fingerprint, or fails when gpg created no key.
 make_signing_key() {
         local home=$1 name=$2 keyring=$3
-        mkdir -p -m 0700 "$home"
-        GNUPGHOME=$home timeout 60 gpg --batch --quiet --gen-key 2>/dev/null <<EOF
+        mkdir -p "$home"
+        chmod 0700 "$home"
+        GNUPGHOME=$home timeout 120 gpg --batch --quiet --gen-key 2>/dev/null <<EOF
 %no-protection
 Key-Type: eddsa
 Key-Curve: ed25519
@@ -239,44 +252,79 @@ Expire-Date: 0
 %commit
 EOF
         local fpr
-        fpr=$(GNUPGHOME=$home gpg --batch --with-colons --list-keys "$name@example.invalid" 2>/dev/null |
+        fpr=$(GNUPGHOME=$home timeout 120 gpg --batch --with-colons --list-keys "$name@example.invalid" 2>/dev/null |
                 awk -F: '$1 == "fpr" { print $10; exit }')
-        GNUPGHOME=$home gpg --batch --export "$fpr" >"$keyring"
+        if [[ -z $fpr ]]; then
+                printf 'gpg did not create the key %s\n' "$name" >&2
+                return 1
+        fi
+        GNUPGHOME=$home timeout 120 gpg --batch --export "$fpr" >"$keyring"
         printf '%s\n' "$fpr"
 }
 
-# add_by_hash DISTDIR: copy each index listed in DISTDIR/Release to
-# <its directory>/by-hash/<MD5Sum|SHA1|SHA256|SHA512>/<hash>, as Acquire-By-Hash
-# clients expect.
+# release_checksums RELEASE: one "FIELD DIGEST SIZE PATH" line for each file that
+# the checksum fields of RELEASE (MD5Sum, SHA1, SHA256, SHA512) list.
+release_checksums() {
+        awk '/^[A-Za-z0-9-]+:/ { field = $1; sub(":$", "", field); next }
+             /^ / && NF == 3 { print field, $1, $2, $3 }' "$1"
+}
+
+# release_sha256_lines RELEASE: the "digest size path" lines of its SHA256 field.
+release_sha256_lines() {
+        release_checksums "$1" | awk '$1 == "SHA256" { print $2, $3, $4 }'
+}
+
+# release_digest RELEASE PATH: the SHA256 that RELEASE lists for PATH.
+release_digest() {
+        release_sha256_lines "$1" | awk -v path="$2" '$3 == path { print $1 }'
+}
+
+# add_by_hash DISTDIR [FIELD]...: copy each index that DISTDIR/Release lists under
+# a checksum FIELD (default: all of them) to <its directory>/by-hash/FIELD/<digest>,
+# as Acquire-By-Hash clients expect.
 add_by_hash() {
         local dist=$1
-        local section hash file
-        awk '/^[A-Za-z0-9]+:/ { section = $1; sub(":", "", section); next }
-             /^ / && NF == 3 { print section, $1, $3 }' "$dist/Release" |
-                while read -r section hash file; do
-                        [[ -f $dist/$file ]] || continue
-                        mkdir -p "$dist/$(dirname "$file")/by-hash/$section"
-                        cp "$dist/$file" "$dist/$(dirname "$file")/by-hash/$section/$hash"
+        shift
+        local fields=" ${*:-MD5Sum SHA1 SHA256 SHA512} "
+        local field digest file
+        release_checksums "$dist/Release" |
+                while read -r field digest _ file; do
+                        [[ $fields == *" $field "* && -f $dist/$file ]] || continue
+                        mkdir -p "$dist/$(dirname "$file")/by-hash/$field"
+                        cp "$dist/$file" "$dist/$(dirname "$file")/by-hash/$field/$digest"
                 done
 }
 
-# sign_release GNUPGHOME FPR DISTDIR: InRelease (clearsigned) and Release.gpg
-# (detached, armored) for DISTDIR/Release.
+# sign_release GNUPGHOME DISTDIR FPR...: InRelease (clearsigned by every FPR) and
+# Release.gpg (detached, armored, by the first FPR) for DISTDIR/Release.
 sign_release() {
-        local home=$1 fpr=$2 dist=$3
+        local home=$1 dist=$2
+        shift 2
+        local signers=() fpr
+        for fpr in "$@"; do
+                signers+=(--local-user "$fpr")
+        done
         rm -f "$dist/InRelease" "$dist/Release.gpg"
-        GNUPGHOME=$home timeout 60 gpg --batch --quiet --local-user "$fpr" \
+        GNUPGHOME=$home timeout 120 gpg --batch --quiet "${signers[@]}" \
                 --digest-algo SHA512 --clearsign -o "$dist/InRelease" "$dist/Release"
-        GNUPGHOME=$home timeout 60 gpg --batch --quiet --local-user "$fpr" \
+        GNUPGHOME=$home timeout 120 gpg --batch --quiet --local-user "$1" \
                 --digest-algo SHA512 --armor --detach-sign -o "$dist/Release.gpg" "$dist/Release"
 }
 
-# write_release DISTDIR: Release for the indexes below DISTDIR, with by-hash copies.
-write_release() {
+# ftparchive_release DISTDIR [OPTION]...: DISTDIR/Release for the indexes below
+# DISTDIR, for suite and codename $FX_SUITE, dated $FX_RELEASE_DATE, with
+# architecture amd64 and component main. Each OPTION (an apt-ftparchive
+# configuration item NAME=VALUE) comes after those defaults, so it overrides them.
+ftparchive_release() {
         local dist=$1
+        shift
+        local options=() option
+        for option in "$@"; do
+                options+=(-o "$option")
+        done
         (
-                cd "$dist"
-                apt-ftparchive \
+                cd "$dist" || exit
+                timeout 120 apt-ftparchive \
                         -o APT::FTPArchive::Release::Origin=distill-hermetic \
                         -o APT::FTPArchive::Release::Label=distill-hermetic \
                         -o APT::FTPArchive::Release::Suite="$FX_SUITE" \
@@ -284,11 +332,19 @@ write_release() {
                         -o APT::FTPArchive::Release::Date="$FX_RELEASE_DATE" \
                         -o APT::FTPArchive::Release::Architectures=amd64 \
                         -o APT::FTPArchive::Release::Components=main \
-                        -o APT::FTPArchive::Release::Acquire-By-Hash=yes \
                         -o APT::FTPArchive::Release::Description='distill hermetic fixture' \
+                        "${options[@]}" \
                         release . >../Release.new
         )
         mv "$dist/../Release.new" "$dist/Release"
+}
+
+# write_release DISTDIR [OPTION]...: like ftparchive_release, with Acquire-By-Hash
+# in the Release and the by-hash copies it promises.
+write_release() {
+        local dist=$1
+        shift
+        ftparchive_release "$dist" APT::FTPArchive::Release::Acquire-By-Hash=yes "$@"
         add_by_hash "$dist"
 }
 
@@ -299,70 +355,59 @@ compress_packages() {
         xz -9c "$dir/Packages" >"$dir/Packages.xz"
 }
 
-# build_repository ROOT DEBSDIR GNUPGHOME FPR
-# ROOT/pool/main/<letter>/<name>/ and ROOT/dists/$FX_SUITE/ as a signed archive.
+# add_to_pool ROOT DEB...: copy each DEB to ROOT/pool/main/<first letter>/<package>/.
+add_to_pool() {
+        local root=$1
+        shift
+        local deb name pool
+        for deb in "$@"; do
+                name=$(dpkg-deb -f "$deb" Package)
+                pool=$root/pool/main/${name:0:1}/$name
+                mkdir -p "$pool"
+                cp "$deb" "$pool/"
+        done
+}
+
+# write_packages INDEXDIR ROOT [APT-FTPARCHIVE-OPTION]...: INDEXDIR/Packages listing
+# the .debs below ROOT/pool (with --arch ARCH, only those named *_ARCH.deb or
+# *_all.deb), with Filename fields relative to ROOT.
+write_packages() {
+        local index=$1 root=$2
+        shift 2
+        mkdir -p "$index"
+        (cd "$root" && timeout 120 apt-ftparchive "$@" packages pool) >"$index/Packages" 2>/dev/null
+}
+
+# build_repository ROOT DEBSDIR GNUPGHOME FPR [ARCH]...
+# ROOT/pool/main/<letter>/<name>/ and ROOT/dists/$FX_SUITE/ as a signed archive with
+# one main/binary-ARCH/Packages per ARCH (default amd64). Each index lists the pool
+# files named *_ARCH.deb and *_all.deb (apt-ftparchive --arch), so the .deb file
+# names in DEBSDIR must end in _ARCH.deb or _all.deb.
 build_repository() {
         local root=$1 debs=$2 home=$3 fpr=$4
-        local deb name pool
-        for deb in "$debs"/*.deb; do
-                name=$(dpkg-deb -f "$deb" Package)
-                pool=$root/pool/main/${name:0:1}/$name
-                mkdir -p "$pool"
-                cp "$deb" "$pool/"
-        done
-        local dist=$root/dists/$FX_SUITE
-        local index=$dist/main/binary-amd64
-        mkdir -p "$index"
-        (cd "$root" && apt-ftparchive packages pool) >"$index/Packages" 2>/dev/null
-        compress_packages "$index"
-        write_release "$dist"
-        sign_release "$home" "$fpr" "$dist"
-}
-
-# write_release_archs DISTDIR ARCH...: like write_release, but the Release lists the
-# given architectures in its Architectures field.
-write_release_archs() {
-        local dist=$1
-        shift
-        (
-                cd "$dist"
-                apt-ftparchive \
-                        -o APT::FTPArchive::Release::Origin=distill-hermetic \
-                        -o APT::FTPArchive::Release::Label=distill-hermetic \
-                        -o APT::FTPArchive::Release::Suite="$FX_SUITE" \
-                        -o APT::FTPArchive::Release::Codename="$FX_SUITE" \
-                        -o APT::FTPArchive::Release::Date="$FX_RELEASE_DATE" \
-                        -o APT::FTPArchive::Release::Architectures="$*" \
-                        -o APT::FTPArchive::Release::Components=main \
-                        -o APT::FTPArchive::Release::Acquire-By-Hash=yes \
-                        -o APT::FTPArchive::Release::Description='distill hermetic fixture' \
-                        release . >../Release.new
-        )
-        mv "$dist/../Release.new" "$dist/Release"
-        add_by_hash "$dist"
-}
-
-# build_multiarch_repository ROOT DEBSDIR GNUPGHOME FPR ARCH...
-# Like build_repository, but with one main/binary-ARCH/Packages per ARCH. Each index
-# lists the pool files named *_ARCH.deb and *_all.deb (apt-ftparchive --arch), so the
-# .deb file names in DEBSDIR must end in _ARCH.deb or _all.deb.
-build_multiarch_repository() {
-        local root=$1 debs=$2 home=$3 fpr=$4
         shift 4
-        local deb name pool arch index
-        for deb in "$debs"/*.deb; do
-                name=$(dpkg-deb -f "$deb" Package)
-                pool=$root/pool/main/${name:0:1}/$name
-                mkdir -p "$pool"
-                cp "$deb" "$pool/"
-        done
-        local dist=$root/dists/$FX_SUITE
+        (($# > 0)) || set -- amd64
+        add_to_pool "$root" "$debs"/*.deb
+        local dist=$root/dists/$FX_SUITE arch index
         for arch in "$@"; do
                 index=$dist/main/binary-$arch
-                mkdir -p "$index"
-                (cd "$root" && apt-ftparchive --arch "$arch" packages pool) >"$index/Packages" 2>/dev/null
+                write_packages "$index" "$root" --arch "$arch"
                 compress_packages "$index"
         done
-        write_release_archs "$dist" "$@"
-        sign_release "$home" "$fpr" "$dist"
+        write_release "$dist" "APT::FTPArchive::Release::Architectures=$*"
+        sign_release "$home" "$dist" "$fpr"
+}
+
+# tamper_inrelease FILE: change one hex digit of the first SHA256 line of the
+# InRelease FILE, so that its signature no longer verifies.
+tamper_inrelease() {
+        python3 - "$1" <<'PYTHON'
+import re, sys
+path = sys.argv[1]
+text = open(path).read()
+match = re.search(r"^SHA256:\n ([0-9a-f])", text, re.M)
+position = match.start(1)
+digit = "1" if text[position] == "0" else "0"
+open(path, "w").write(text[:position] + digit + text[position + 1:])
+PYTHON
 }

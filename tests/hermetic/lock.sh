@@ -21,11 +21,9 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-TOP=$(cd "$HERE/../.." && pwd)
-# shellcheck source=tests/hermetic/fixtures.sh
-source "$HERE/fixtures.sh"
-
-DISTILL=$(realpath -m "${DISTILL:-$TOP/build/distill-san}")
+# shellcheck source=tests/hermetic/lib.sh
+source "$HERE/lib.sh"
+hermetic_init LOCK_KEEP
 
 # The URL every spec names. Port 1 (tcpmux) has no listener on 127.0.0.1 here, so
 # any request that skips the mirror is refused at once. The last path segment makes
@@ -37,155 +35,34 @@ SNAPSHOT_CREATED=2026-01-01T00:00:00Z
 EXPLICIT_EPOCH=1700000000
 EXPLICIT_CREATED=2023-11-14T22:13:20Z
 REPRO_USER=distill-repro
-# Seconds one distill run may take before it counts as hung. The value is generous
-# because the sanitizer build is slower than the normal one.
-RUN_TIMEOUT=300
-# Seconds one gpg, skopeo, podman or python3 call may take before it counts as hung.
+# Seconds one python3 call may take before it counts as hung.
 TOOL_TIMEOUT=120
 # Seconds building every fixture package and the repository may take.
 FIXTURE_TIMEOUT=600
-
-declare -i PASSED=0 FAILED=0
-FAILED_NAMES=()
-SUMMARY_PRINTED=0
-SERVER_PID=
-WORK=
-# Set by run_distill's callers: a command prefix (runuser) and the umask of the run.
-RUN_AS=()
+# The umask of each run; case_reproducible changes it for some runs.
 RUN_UMASK=022
 
-# SOURCE_DATE_EPOCH or DISTILL_MIRROR from the caller would change what is under test.
-unset SOURCE_DATE_EPOCH DISTILL_MIRROR
 # The fixture files must be readable by $REPRO_USER.
 umask 022
-
-# --- bookkeeping ----------------------------------------------------------------
-
-print_summary() {
-        if ((FAILED > 0)); then
-                printf '\nfailed checks:\n'
-                printf '  %s\n' "${FAILED_NAMES[@]}"
-        fi
-        printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
-        SUMMARY_PRINTED=1
-}
-
-# stop_server: end the http.server, with SIGKILL when it outlives SIGTERM by 5
-# seconds, so that the EXIT trap cannot hang in wait.
-stop_server() {
-        kill "$SERVER_PID" 2>/dev/null
-        local _
-        for _ in $(seq 1 50); do
-                kill -0 "$SERVER_PID" 2>/dev/null || break
-                sleep 0.1
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null
-        wait "$SERVER_PID" 2>/dev/null
-}
-
-cleanup() {
-        local status=$?
-        set +e
-        if [[ -n $SERVER_PID ]]; then
-                stop_server
-        fi
-        if [[ -n $WORK ]]; then
-                [[ -d $WORK/gnupg ]] && GNUPGHOME=$WORK/gnupg timeout 30 gpgconf --kill all 2>/dev/null
-                [[ -d $WORK/podman ]] && podman_cmd rmi -a -f >/dev/null 2>&1
-                if [[ ${LOCK_KEEP:-0} == 1 ]]; then
-                        printf 'LOCK_KEEP=1: kept %s\n' "$WORK"
-                else
-                        rm -rf "$WORK"
-                fi
-        fi
-        if ((SUMMARY_PRINTED == 0)); then
-                printf 'lock.sh stopped before finishing (exit status %d); see the output above\n' "$status"
-                FAILED+=1
-                FAILED_NAMES+=("lock.sh finished")
-                print_summary
-                exit 1
-        fi
-}
-trap cleanup EXIT
-# Bash runs the EXIT trap on a signal only when the signal has a trap of its own.
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# die MESSAGE: stop the script, because no case can be trusted once a fixture is wrong.
-die() {
-        printf 'lock.sh: %s\n' "$1" >&2
-        exit 1
-}
-
-# check NAME COMMAND...: run COMMAND, count it as passed when it exits 0, otherwise
-# print its output under the name.
-check() {
-        local name=$1
-        shift
-        local output status=0
-        output=$("$@" 2>&1) || status=$?
-        if ((status == 0)); then
-                PASSED+=1
-                printf 'ok   %s\n' "$name"
-        else
-                FAILED+=1
-                FAILED_NAMES+=("$name")
-                printf 'FAIL %s\n' "$name"
-                [[ -n $output ]] && printf '%s\n' "$output" | sed 's/^/     /'
-        fi
-        return 0
-}
-
-# fail_check NAME MESSAGE: count a check that cannot run as failed.
-fail_check() {
-        FAILED+=1
-        FAILED_NAMES+=("$1")
-        printf 'FAIL %s\n     %s\n' "$1" "$2"
-}
-
-# skip NAME REASON: a check that cannot run here, counted neither way.
-skip() {
-        printf 'skip %s: %s\n' "$1" "$2"
-}
-
-section() {
-        printf '\n== %s\n' "$1"
-}
 
 # --- running distill ------------------------------------------------------------
 
 # run_distill LABEL [-u VAR]... [VAR=VALUE]... -- ARG...
-# Run `distill ARG...` in $WORK with the given environment changes (unsets first),
-# under "${RUN_AS[@]}" and umask $RUN_UMASK, recording stdout, stderr and the exit
-# status as $LOGS/LABEL.{out,err,rc} and the http.server log lines written during
-# the run as $LOGS/LABEL.http.
+# Run `distill ARG...` in $WORK with the given environment changes, under
+# "${RUN_AS[@]}" and umask $RUN_UMASK, recording stdout, stderr and the exit status
+# as $LOGS/LABEL.{out,err,rc} and the http.server log lines written during the run
+# as $LOGS/LABEL.http.
 run_distill() {
         local label=$1
         shift
-        local env_args=()
-        while (($# > 0)) && [[ $1 != -- ]]; do
-                env_args+=("$1")
-                shift
-        done
-        (($# > 0)) && shift
-        local status=0 before
+        split_env_args "$@"
+        local before
         # http.server logs a request before it sends the response body, so every
         # request distill made is in the log once distill has exited.
         before=$(wc -l <"$WORK/http.log")
-        (
-                umask "$RUN_UMASK"
-                cd "$WORK"
-                "${RUN_AS[@]}" timeout "$RUN_TIMEOUT" env \
-                        -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY \
-                        -u all_proxy -u ALL_PROXY \
-                        "${env_args[@]}" \
-                        no_proxy=127.0.0.1 NO_PROXY=127.0.0.1 \
-                        UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}" \
-                        "$DISTILL" "$@"
-        ) >"$LOGS/$label.out" 2>"$LOGS/$label.err" </dev/null || status=$?
-        printf '%d\n' "$status" >"$LOGS/$label.rc"
+        set_command "$RUN_TIMEOUT" "${ENV_ARGS[@]}" -- "$DISTILL" "${ARGS[@]}"
+        run_command "$label" "$WORK"
         tail -n +"$((before + 1))" "$WORK/http.log" >"$LOGS/$label.http"
-        printf '     %s: distill %s -> exit %d\n' "$label" "$1" "$status"
 }
 
 # run_build LABEL SPEC CACHE [-u VAR]... [VAR=VALUE]... -- [ARG]...
@@ -194,45 +71,10 @@ run_distill() {
 run_build() {
         local label=$1 spec=$2 cache=$3
         shift 3
-        # env takes its -u options before any VAR=VALUE, and the last VALUE of a VAR wins.
-        local unsets=() sets=(TMPDIR="$WORK/tmp")
-        while (($# > 0)) && [[ $1 != -- ]]; do
-                if [[ $1 == -u ]]; then
-                        unsets+=(-u "$2")
-                        shift
-                else
-                        sets+=("$1")
-                fi
-                shift
-        done
-        (($# > 0)) && shift
+        split_env_args "$@"
         mkdir -p "$OUT/$label"
-        run_distill "$label" "${unsets[@]}" "${sets[@]}" -- build "$spec" -o "$OUT/$label/image.tar" \
-                --cache "$cache" --mirror "$MIRROR" "$@"
-}
-
-# exit_status LABEL EXPECTED: distill's exit status for run LABEL was EXPECTED.
-exit_status() {
-        local label=$1 expected=$2 actual
-        actual=$(cat "$LOGS/$label.rc")
-        if [[ $actual != "$expected" ]]; then
-                printf 'distill exited %s, expected %s. stderr (last 30 lines):\n' "$actual" "$expected"
-                tail -n 30 "$LOGS/$label.err"
-                return 1
-        fi
-}
-
-# stderr_has LABEL TEXT...: each TEXT appears in run LABEL's stderr.
-stderr_has() {
-        local label=$1 text
-        shift
-        for text in "$@"; do
-                if ! grep -qF -- "$text" "$LOGS/$label.err"; then
-                        printf 'stderr does not contain %q. stderr:\n' "$text"
-                        cat "$LOGS/$label.err"
-                        return 1
-                fi
-        done
+        run_distill "$label" TMPDIR="$WORK/tmp" "${ENV_ARGS[@]}" -- build "$spec" -o "$OUT/$label/image.tar" \
+                --cache "$cache" --mirror "$MIRROR" "${ARGS[@]}"
 }
 
 # stdout_is LABEL TEXT: run LABEL printed exactly TEXT (plus a final newline).
@@ -242,25 +84,6 @@ stdout_is() {
         if [[ $actual != "$2" ]]; then
                 printf 'stdout:\n%s\nexpected:\n%s\nstderr:\n' "$actual" "$2"
                 cat "$LOGS/$1.err"
-                return 1
-        fi
-}
-
-# no_sanitizer_report LABEL: AddressSanitizer, LeakSanitizer and UBSan stayed quiet.
-no_sanitizer_report() {
-        if grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' \
-                "$LOGS/$1.err"; then
-                return 1
-        fi
-}
-
-# output_dir_empty LABEL: a failed build left nothing where -o pointed, neither the
-# image nor a temporary file beside it.
-output_dir_empty() {
-        local left
-        left=$(find "$OUT/$1" -mindepth 1 -printf '%P\n')
-        if [[ -n $left ]]; then
-                printf 'left behind in the output directory:\n%s\n' "$left"
                 return 1
         fi
 }
@@ -297,25 +120,6 @@ no_http_requests() {
         fi
 }
 
-# expect_build LABEL: run LABEL succeeded, without a sanitizer report, and wrote its image.
-expect_build() {
-        local label=$1
-        check "$label: exit status 0" exit_status "$label" 0
-        check "$label: no sanitizer report" no_sanitizer_report "$label"
-        check "$label: image written" test -s "$OUT/$label/image.tar"
-}
-
-# expect_failure LABEL STATUS TEXT...: run LABEL exited with STATUS, named each TEXT
-# on stderr and left no output behind.
-expect_failure() {
-        local label=$1 status=$2
-        shift 2
-        check "$label: exit status $status" exit_status "$label" "$status"
-        (($# > 0)) && check "$label: message" stderr_has "$label" "$@"
-        check "$label: no output left" output_dir_empty "$label"
-        check "$label: no sanitizer report" no_sanitizer_report "$label"
-}
-
 # image_sha256 LABEL: the sha256 of the image run LABEL wrote, or nothing.
 image_sha256() {
         [[ -f $OUT/$1/image.tar ]] && sha256sum "$OUT/$1/image.tar" | cut -d' ' -f1
@@ -348,14 +152,12 @@ different_image() {
 # --- fixtures -------------------------------------------------------------------
 
 setup_workdir() {
-        WORK=$(mktemp -d "${TMPDIR:-/tmp}/distill-lock.XXXXXX")
+        make_workdir
         # $REPRO_USER must reach the specs, the lock and the keyring below $WORK.
         chmod 0755 "$WORK"
-        LOGS=$WORK/logs
-        OUT=$WORK/out
         CACHE=$WORK/cache
         SPECS=$WORK/specs
-        mkdir -p "$LOGS" "$OUT" "$CACHE" "$SPECS" "$WORK/www" "$WORK/tmp" "$WORK/keys"
+        mkdir -p "$CACHE" "$SPECS" "$WORK/www" "$WORK/tmp" "$WORK/keys"
 }
 
 # arch_package SRC OUTDIR NAME ARCH [FIELD-LINE]...
@@ -395,25 +197,15 @@ make_fixtures() {
         make_packages "$work/debsrc" "$work/debs" >/dev/null
         local fpr
         fpr=$(make_signing_key "$work/gnupg" lock-fixture "$work/keys/fixture.gpg")
-        [[ -n $fpr ]] || return 1
-        build_multiarch_repository "$work/www/archive" "$work/debs" "$work/gnupg" "$fpr" amd64 arm64 >/dev/null
+        build_repository "$work/www/archive" "$work/debs" "$work/gnupg" "$fpr" amd64 arm64 >/dev/null
         printf '%s\n' "$fpr"
 }
 
-# Runs make_fixtures in a child bash under timeout, because the fixtures.sh helpers
-# call dpkg-deb and apt-ftparchive without one. Only that child inherits the exported
-# functions, so they do not reach distill's environment.
 build_fixtures() {
         mkdir -p "$WORK/debs" "$WORK/debsrc"
         local fpr
-        fpr=$(
-                local functions
-                mapfile -t functions < <(compgen -A function)
-                export -f "${functions[@]}"
-                export FX_SUITE FX_FUTURE_MTIME FX_OLD_MTIME FX_RELEASE_DATE HERE_FIXTURES
-                # shellcheck disable=SC2016 # $1 is expanded by the child bash.
-                timeout "$FIXTURE_TIMEOUT" bash -c 'set -euo pipefail; make_fixtures "$1"' _ "$WORK"
-        ) || die "building the fixture packages and repository failed"
+        fpr=$(in_child_bash "$FIXTURE_TIMEOUT" -- make_fixtures "$WORK") ||
+                die "building the fixture packages and repository failed"
         local index=$WORK/www/archive/dists/$FX_SUITE/main
         grep -q '^Architectures: amd64 arm64$' "$WORK/www/archive/dists/$FX_SUITE/Release" ||
                 die "the Release does not list amd64 and arm64"
@@ -431,23 +223,8 @@ build_fixtures() {
 }
 
 start_server() {
-        python3 -u -m http.server --bind 127.0.0.1 --directory "$WORK/www" 0 \
-                >"$WORK/http.out" 2>"$WORK/http.log" &
-        SERVER_PID=$!
-        local _
-        for _ in $(seq 1 100); do
-                PORT=$(sed -n 's/^Serving HTTP on 127\.0\.0\.1 port \([0-9]*\) .*/\1/p' "$WORK/http.out")
-                if [[ -n $PORT ]] && curl -sf --noproxy '*' --max-time 5 -o /dev/null \
-                        "http://127.0.0.1:$PORT/"; then
-                        SERVER=http://127.0.0.1:$PORT
-                        MIRROR=$UNREACHABLE=$SERVER/archive
-                        printf 'http.server on 127.0.0.1:%s\n' "$PORT"
-                        return 0
-                fi
-                sleep 0.1
-        done
-        cat "$WORK/http.out" "$WORK/http.log" >&2
-        die "http.server did not answer"
+        start_http_server "$WORK/www"
+        MIRROR=$UNREACHABLE=$SERVER/archive
 }
 
 # write_spec PATH NAME PACKAGES-YAML [ARCHITECTURES-YAML]: a spec with the one
@@ -1112,12 +889,9 @@ setup_repro_user() {
                 printf 'not running as root, so there is no second user to build as\n'
                 return 1
         fi
-        if ! id -u "$REPRO_USER" >/dev/null 2>&1; then
-                useradd --system --no-create-home --home-dir /nonexistent \
-                        --shell /usr/sbin/nologin "$REPRO_USER" || {
-                        printf 'useradd %s failed\n' "$REPRO_USER"
-                        return 1
-                }
+        if ! create_system_user "$REPRO_USER"; then
+                printf 'useradd %s failed\n' "$REPRO_USER"
+                return 1
         fi
         if ! runuser -u "$REPRO_USER" -- test -x "$DISTILL"; then
                 printf '%s cannot execute %s\n' "$REPRO_USER" "$DISTILL"
@@ -1150,7 +924,7 @@ case_reproducible() {
 
         run_build repro-warm "$spec" "$CACHE/repro" "${base[@]}" -- --locked
         repro_same repro-warm
-        check "repro-warm: every package from the cache" stderr_has repro-warm "0 downloaded"
+        check "repro-warm: finished layers from the cache" stderr_has repro-warm "reusing the finished"
 
         run_build repro-again "$spec" "$CACHE/repro" "${base[@]}" -- --locked
         repro_same repro-again
@@ -1212,15 +986,6 @@ case_reproducible() {
 
 # --- several architectures ------------------------------------------------------
 
-skopeo_cmd() {
-        timeout "$TOOL_TIMEOUT" skopeo --policy "$WORK/policy.json" "$@"
-}
-
-podman_cmd() {
-        timeout "$TOOL_TIMEOUT" podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" \
-                --storage-driver vfs --events-backend none "$@"
-}
-
 # skopeo_raw_index IMAGE ARCH...: skopeo reads an image index with one platform per ARCH.
 skopeo_raw_index() {
         local image=$1
@@ -1261,7 +1026,6 @@ podman_load() {
 
 case_multiarch() {
         section "several architectures"
-        printf '{"default":[{"type":"insecureAcceptAnything"}]}\n' >"$WORK/policy.json"
         local spec=$SPECS/multi/multi.yaml
         write_spec "$spec" lock-multi '[lk-app]'
 
@@ -1286,13 +1050,11 @@ case_multiarch() {
         run_build platform-unknown "$spec" "$CACHE/multi" -- --platform riscv64
         expect_failure platform-unknown 2 riscv64 amd64 arm64
 
-        mkdir -p "$WORK/podman"
-        local podman_error
-        if podman_error=$(podman_cmd info 2>&1 >/dev/null); then
+        local reason
+        if reason=$(podman_ready); then
                 check "multi: podman loads the image" podman_load "$image"
         else
-                fail_check "multi: podman loads the image" \
-                        "podman cannot run in this environment: $(tail -n 3 <<<"$podman_error")"
+                fail_check "multi: podman loads the image" "$reason"
         fi
 
         local only=$SPECS/amd64-only/amd64-only.yaml
@@ -1321,9 +1083,9 @@ case_multiarch() {
 # outside CACHE/sha256.
 no_cache_leftovers() {
         local left
-        left=$(find "$1" -path "$1/sha256" -prune -o -type f -printf '%P\n')
+        left=$(find "$1" -type f \( -path "$1/tmp/*" -o -name '*.tmp-*' \) -printf '%P\n')
         if [[ -n $left ]]; then
-                printf 'left in the cache besides sha256/:\n%s\n' "$left"
+                printf 'temporary files left in the cache:\n%s\n' "$left"
                 return 1
         fi
 }
@@ -1332,12 +1094,6 @@ no_cache_leftovers() {
 index_sha256() {
         awk -v name="$2" '/^Package: / { found = ($2 == name) } found && /^SHA256: / { print $2; exit }' \
                 "$WORK/www/archive/dists/$FX_SUITE/main/binary-$1/Packages"
-}
-
-# release_index_sha256 PATH: the SHA256 the fixture's Release lists for PATH.
-release_index_sha256() {
-        awk -v path="$1" '/^[A-Za-z0-9-]+:/ { in_sha256 = ($1 == "SHA256:"); next }
-                in_sha256 && $3 == path { print $1 }' "$WORK/www/archive/dists/$FX_SUITE/Release"
 }
 
 # entry_matches_name FILE: FILE's sha256 is its name.
@@ -1395,6 +1151,8 @@ case_shared_cache() {
         digest=$(index_sha256 amd64 lk-lib)
         [[ -f $cache/sha256/$digest ]] || die "the shared cache lacks lk-lib (sha256/$digest)"
         printf 'not lk-lib: overwritten by lock.sh\n' >"$cache/sha256/$digest"
+        # Without the finished layers the build must read every package again.
+        rm -rf "$cache/layers"
         run_build corrupt-deb "$spec_a" "$cache"
         expect_build corrupt-deb
         check "corrupt-deb: reports the corrupt entry" stderr_has corrupt-deb corrupt
@@ -1402,7 +1160,7 @@ case_shared_cache() {
         check "corrupt-deb: same image as before" same_image corrupt-deb share-a
 
         # An index in the cache replaced by other bytes.
-        digest=$(release_index_sha256 main/binary-arm64/Packages.xz)
+        digest=$(release_digest "$WORK/www/archive/dists/$FX_SUITE/Release" main/binary-arm64/Packages.xz)
         [[ -f $cache/sha256/$digest ]] || die "the shared cache lacks the arm64 Packages.xz (sha256/$digest)"
         printf 'not an index: overwritten by lock.sh\n' >"$cache/sha256/$digest"
         run_build corrupt-index "$spec_a" "$cache"
@@ -1415,7 +1173,7 @@ case_shared_cache() {
 # --- main -----------------------------------------------------------------------
 
 main() {
-        [[ -x $DISTILL ]] || die "$DISTILL is missing or not executable; run make build/distill-san"
+        require_runnable "$DISTILL"
         setup_workdir
         printf 'distill: %s\nwork directory: %s\n' "$DISTILL" "$WORK"
         write_image_tool "$WORK/image_tool.py"
@@ -1427,9 +1185,7 @@ main() {
         case_multiarch
         case_shared_cache
 
-        printf '\n'
-        print_summary
-        ((FAILED == 0))
+        finish_tests
 }
 
 main "$@"

@@ -4,7 +4,7 @@
 # Builds fixture .debs, lays them out as a signed apt repository served by
 # python3 -m http.server on 127.0.0.1, runs `distill build` as an unprivileged
 # user against it, and checks the images and the failures. Nothing leaves the
-# machine. Run from the repository top after build/distill-san exists:
+# machine. Run from anywhere after build/distill-san exists:
 #
 #     tests/hermetic/run.sh            (or: make hermetic)
 #     DISTILL=build/distill tests/hermetic/run.sh
@@ -16,109 +16,28 @@
 set -Eeuo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=tests/hermetic/fixtures.sh
-source "$HERE/fixtures.sh"
+# shellcheck source=tests/hermetic/lib.sh
+source "$HERE/lib.sh"
+hermetic_init HERMETIC_KEEP
 
-DISTILL=$(realpath -m "${DISTILL:-build/distill-san}")
 TAG=distill-hermetic:test
 BUILD_USER=distill-test
-# Seconds one distill run may take before it counts as hung; generous because the
-# sanitizer build of distill is slower than the normal one.
-RUN_TIMEOUT=600
 # The packages the main spec installs: the requested ones, fx-lib through the
 # alternative, fx-pre through Pre-Depends.
 MAIN_PACKAGES=(fx-app fx-base fx-lib fx-php fx-pre)
-
-declare -i PASSED=0 FAILED=0
-FAILED_NAMES=()
-SUMMARY_PRINTED=0
-SERVER_PID=
-WORK=
 TMP_PWNED_EXISTED=0
 
-# SOURCE_DATE_EPOCH from the caller would override the snapshot time under test.
-unset SOURCE_DATE_EPOCH
-
-# --- bookkeeping ----------------------------------------------------------------
-
-print_summary() {
-        if ((FAILED > 0)); then
-                printf '\nfailed checks:\n'
-                printf '  %s\n' "${FAILED_NAMES[@]}"
-        fi
-        printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
-        SUMMARY_PRINTED=1
-}
-
-cleanup() {
-        local status=$?
-        set +e
-        trap - ERR
-        if [[ -n $SERVER_PID ]]; then
-                kill "$SERVER_PID" 2>/dev/null
-                wait "$SERVER_PID" 2>/dev/null
-        fi
-        if [[ -n $WORK ]]; then
-                [[ -d $WORK/gnupg ]] && GNUPGHOME=$WORK/gnupg gpgconf --kill all 2>/dev/null
-                [[ -d $WORK/podman ]] && podman_cmd rmi -a -f >/dev/null 2>&1
-                if [[ ${HERMETIC_KEEP:-0} == 1 ]]; then
-                        printf 'HERMETIC_KEEP=1: kept %s\n' "$WORK"
-                else
-                        rm -rf "$WORK"
-                fi
-        fi
-        # A file distill wrote through fx-evil's symlink; remove it only if the run created it.
+# The EXIT trap calls this. A file distill wrote through fx-evil's symlink is
+# removed only if the run created it.
+script_cleanup() {
         if ((TMP_PWNED_EXISTED == 0)) && [[ -e /tmp/pwned ]]; then
                 rm -f /tmp/pwned
         fi
-        if ((SUMMARY_PRINTED == 0)); then
-                printf 'run.sh stopped before finishing (exit status %d); see the output above\n' "$status"
-                FAILED+=1
-                FAILED_NAMES+=("run.sh finished")
-                print_summary
-                exit 1
-        fi
-}
-trap cleanup EXIT
-# Bash runs the EXIT trap on a signal only when the signal has a trap of its own.
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'printf "run.sh: command failed at line %d: %s\n" "$LINENO" "$BASH_COMMAND" >&2' ERR
-
-# check NAME COMMAND...: run COMMAND, count it as passed when it exits 0, otherwise
-# print its output under the name. COMMAND runs outside errexit, so multi-step
-# predicate functions must return non-zero themselves.
-check() {
-        local name=$1
-        shift
-        local output status=0
-        output=$("$@" 2>&1) || status=$?
-        if ((status == 0)); then
-                PASSED+=1
-                printf 'ok   %s\n' "$name"
-        else
-                FAILED+=1
-                FAILED_NAMES+=("$name")
-                printf 'FAIL %s\n' "$name"
-                [[ -n $output ]] && sed 's/^/     /' <<<"$output"
-        fi
-        return 0
 }
 
 # fails COMMAND...: COMMAND exits non-zero.
 fails() {
         ! "$@"
-}
-
-# fail_check NAME MESSAGE: count a check that cannot run as failed.
-fail_check() {
-        FAILED+=1
-        FAILED_NAMES+=("$1")
-        printf 'FAIL %s\n     %s\n' "$1" "$2"
-}
-
-section() {
-        printf '\n== %s\n' "$1"
 }
 
 image_check() {
@@ -133,70 +52,12 @@ image_check() {
 run_distill() {
         local label=$1
         shift
-        local env_vars=()
-        while (($# > 0)) && [[ $1 != -- ]]; do
-                env_vars+=("$1")
-                shift
-        done
-        shift
+        split_env_args "$@"
         mkdir -p "$OUT/$label"
         chown "$RUN_OWNER" "$OUT/$label"
-        local status=0
-        (
-                cd "$OUT/$label"
-                "${AS_BUILD_USER[@]}" timeout "$RUN_TIMEOUT" env \
-                        -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY \
-                        -u all_proxy -u ALL_PROXY \
-                        no_proxy=127.0.0.1 NO_PROXY=127.0.0.1 \
-                        HOME="$RUN_HOME" TMPDIR="$RUN_TMP" XDG_CACHE_HOME="$RUN_HOME/.cache" \
-                        UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}" \
-                        "${env_vars[@]}" "$DISTILL" "$@"
-        ) >"$LOGS/$label.out" 2>"$LOGS/$label.err" || status=$?
-        printf '%d\n' "$status" >"$LOGS/$label.rc"
-        printf '     distill %s -> exit %d\n' "$*" "$status"
-}
-
-# exit_status LABEL EXPECTED: distill's exit status for run LABEL was EXPECTED.
-exit_status() {
-        local label=$1 expected=$2 actual
-        actual=$(cat "$LOGS/$label.rc")
-        if [[ $actual != "$expected" ]]; then
-                printf 'distill exited %s, expected %s. stderr (last 30 lines):\n' "$actual" "$expected"
-                tail -n 30 "$LOGS/$label.err"
-                return 1
-        fi
-}
-
-# stderr_has LABEL TEXT...: each TEXT appears in run LABEL's stderr.
-stderr_has() {
-        local label=$1 text
-        shift
-        for text in "$@"; do
-                if ! grep -qF -- "$text" "$LOGS/$label.err"; then
-                        printf 'stderr does not contain %q. stderr:\n' "$text"
-                        cat "$LOGS/$label.err"
-                        return 1
-                fi
-        done
-}
-
-# no_sanitizer_report LABEL: AddressSanitizer, LeakSanitizer and UBSan stayed quiet.
-no_sanitizer_report() {
-        if grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' \
-                "$LOGS/$1.err"; then
-                return 1
-        fi
-}
-
-# output_dir_empty LABEL: a failed build left nothing in its working directory,
-# where -o pointed.
-output_dir_empty() {
-        local left
-        left=$(find "$OUT/$1" -mindepth 1 -printf '%P\n')
-        if [[ -n $left ]]; then
-                printf 'left behind in the output directory:\n%s\n' "$left"
-                return 1
-        fi
+        set_command "$RUN_TIMEOUT" HOME="$RUN_HOME" TMPDIR="$RUN_TMP" XDG_CACHE_HOME="$RUN_HOME/.cache" \
+                "${ENV_ARGS[@]}" -- "$DISTILL" "${ARGS[@]}"
+        run_command "$label" "$OUT/$label"
 }
 
 # build_image LABEL SPEC [ARG]...: a build that must succeed, with its basic checks.
@@ -215,63 +76,39 @@ image_ready() {
         [[ -f $WORK/img/$1/layer.tar ]]
 }
 
+# main_image_ready NAME: the main image can be checked; otherwise NAME counts as a
+# failed check.
+main_image_ready() {
+        image_ready main && return 0
+        fail_check "main: $1" "no image to check"
+        return 1
+}
+
 # --- setup ----------------------------------------------------------------------
 
 setup_workdir() {
-        WORK=$(mktemp -d)
+        make_workdir
         # The build user must reach the specs, the keyrings and its own directories.
         chmod 0755 "$WORK"
-        LOGS=$WORK/logs
-        OUT=$WORK/out
         RUN_HOME=$WORK/home
         RUN_TMP=$WORK/home/tmp
         CANARY=$WORK/canary
-        mkdir -p "$LOGS" "$OUT" "$RUN_TMP" "$CANARY" "$WORK/img" "$WORK/specs" "$WORK/keys" "$WORK/cache"
+        mkdir -p "$RUN_TMP" "$CANARY" "$WORK/img" "$WORK/specs" "$WORK/keys" "$WORK/cache"
         printf 'victim\n' >"$CANARY/victim"
         [[ -e /tmp/pwned ]] && TMP_PWNED_EXISTED=1
         return 0
 }
 
-# Builds run unprivileged, as they would for a user: as root, through runuser as
-# $BUILD_USER (created when missing); otherwise as the current user.
-setup_build_user() {
-        if ((EUID == 0)); then
-                if ! id -u "$BUILD_USER" >/dev/null 2>&1; then
-                        useradd --system --no-create-home --home-dir /nonexistent \
-                                --shell /usr/sbin/nologin "$BUILD_USER"
-                fi
-                AS_BUILD_USER=(runuser -u "$BUILD_USER" --)
-                RUN_OWNER=$BUILD_USER:$(id -gn "$BUILD_USER")
-        else
-                AS_BUILD_USER=()
-                RUN_OWNER=$(id -un):$(id -gn)
-        fi
+prepare_build_user() {
+        setup_build_user "$BUILD_USER"
         chown -R "$RUN_OWNER" "$OUT" "$RUN_HOME" "$CANARY" "$WORK/cache"
-        if ! "${AS_BUILD_USER[@]}" test -x "$DISTILL"; then
-                echo "run.sh: $DISTILL is missing or not executable by the build user" >&2
-                return 1
-        fi
+        require_runnable "$DISTILL"
         printf 'distill: %s, run as %s\n' "$DISTILL" "${RUN_OWNER%%:*}"
 }
 
 start_server() {
-        python3 -u -m http.server --bind 127.0.0.1 --directory "$WORK/www" 0 \
-                >"$WORK/http.out" 2>"$WORK/http.log" &
-        SERVER_PID=$!
-        local attempt
-        for attempt in $(seq 1 100); do
-                PORT=$(sed -n 's/^Serving HTTP on 127\.0\.0\.1 port \([0-9]*\) .*/\1/p' "$WORK/http.out")
-                if [[ -n $PORT ]] && curl -sf --noproxy '*' --max-time 5 -o /dev/null \
-                        "http://127.0.0.1:$PORT/"; then
-                        BASE_URL=http://127.0.0.1:$PORT/archive
-                        printf 'http.server on 127.0.0.1:%s (attempt %d)\n' "$PORT" "$attempt"
-                        return 0
-                fi
-                sleep 0.1
-        done
-        echo "run.sh: http.server did not answer; its output:" >&2
-        cat "$WORK/http.out" "$WORK/http.log" >&2
-        return 1
+        start_http_server "$WORK/www"
+        BASE_URL=$SERVER/archive
 }
 
 # repo_url NAME: the URL of repository NAME, ending in the snapshot timestamp.
@@ -291,15 +128,7 @@ make_tampered_repositories() {
         # One hex digit of the first SHA256 line changed after signing.
         bad=$(repo_dir bad-inrelease)
         mkdir -p "$(dirname "$bad")" && cp -a "$good" "$bad"
-        python3 - "$bad/dists/$FX_SUITE/InRelease" <<'EOF'
-import re, sys
-path = sys.argv[1]
-text = open(path).read()
-match = re.search(r"^SHA256:\n ([0-9a-f])", text, re.M)
-position = match.start(1)
-digit = "1" if text[position] == "0" else "0"
-open(path, "w").write(text[:position] + digit + text[position + 1:])
-EOF
+        tamper_inrelease "$bad/dists/$FX_SUITE/InRelease"
 
         # No signature at all: Release without InRelease or Release.gpg.
         bad=$(repo_dir unsigned)
@@ -503,11 +332,6 @@ only_fx_app_needs_excluded() {
         fi
 }
 
-podman_cmd() {
-        timeout 300 podman --root "$WORK/podman/root" --runroot "$WORK/podman/run" \
-                --storage-driver vfs --events-backend none "$@"
-}
-
 # podman_load IMAGE CONFIG-DIGEST: podman loads the tarball as the image whose ID is
 # the config digest, and removes it again.
 podman_load() {
@@ -526,9 +350,8 @@ podman_load() {
 umoci_unpack() {
         local rootless=()
         ((EUID == 0)) || rootless=(--rootless)
-        timeout 300 skopeo --policy "$WORK/policy.json" copy --quiet \
-                "oci-archive:$1" "oci:$WORK/oci:hermetic" || return 1
-        timeout 300 umoci unpack "${rootless[@]}" --image "$WORK/oci:hermetic" "$WORK/bundle" || return 1
+        skopeo_cmd copy --quiet "oci-archive:$1" "oci:$WORK/oci:hermetic" || return 1
+        timeout "$CONTAINER_TOOL_TIMEOUT" umoci unpack "${rootless[@]}" --image "$WORK/oci:hermetic" "$WORK/bundle" || return 1
         local mode
         mode=$(stat -c '%a %u:%g' "$WORK/bundle/rootfs/usr/bin/fx-suid") || return 1
         if ((EUID == 0)) && [[ $mode != "4755 0:0" ]]; then
@@ -539,23 +362,15 @@ umoci_unpack() {
 
 check_image_tools() {
         section "main image: container tools"
-        image_ready main || {
-                fail_check "main: container tools" "no image to check"
-                return 0
-        }
+        main_image_ready "container tools" || return 0
         local image=$OUT/main/image.tar
-        printf '{"default":[{"type":"insecureAcceptAnything"}]}\n' >"$WORK/policy.json"
-        check "skopeo inspects the OCI archive" \
-                timeout 120 skopeo --policy "$WORK/policy.json" inspect "oci-archive:$image"
-        check "skopeo inspects the Docker archive" \
-                timeout 120 skopeo --policy "$WORK/policy.json" inspect "docker-archive:$image"
+        check "skopeo inspects the OCI archive" skopeo_cmd inspect "oci-archive:$image"
+        check "skopeo inspects the Docker archive" skopeo_cmd inspect "docker-archive:$image"
         check "umoci unpacks the image" umoci_unpack "$image"
 
-        mkdir -p "$WORK/podman"
-        local podman_error
-        if ! podman_error=$(podman_cmd info 2>&1 >/dev/null); then
-                fail_check "podman loads the image" \
-                        "podman cannot run in this environment: $(tail -n 3 <<<"$podman_error")"
+        local reason
+        if ! reason=$(podman_ready); then
+                fail_check "podman loads the image" "$reason"
                 return 0
         fi
         # Rootless podman maps the layer's uid 1001 through /etc/subuid; without a range
@@ -583,10 +398,7 @@ EOF
 
 check_oci_metadata() {
         section "main image: OCI and Docker metadata"
-        image_ready main || {
-                fail_check "main: OCI metadata" "no image to check"
-                return 0
-        }
+        main_image_ready "OCI metadata" || return 0
         local dir=$WORK/img/main image=$OUT/main/image.tar
         check "digests and sizes match the blobs" image_check digests "$dir"
         check "config diff_ids[0] is the uncompressed layer" image_check diff-id "$dir"
@@ -609,10 +421,7 @@ check_oci_metadata() {
 
 check_layer_headers() {
         section "main image: layer tar headers"
-        image_ready main || {
-                fail_check "main: layer headers" "no image to check"
-                return 0
-        }
+        main_image_ready "layer headers" || return 0
         local dir=$WORK/img/main
         check "layer gzip header has no mtime or name" image_check gzip-header "$dir"
         check "layer entries sorted by path" image_check sorted "$dir"
@@ -635,10 +444,7 @@ check_layer_headers() {
 
 check_package_set() {
         section "main image: package selection"
-        image_ready main || {
-                fail_check "main: package selection" "no image to check"
-                return 0
-        }
+        main_image_ready "package selection" || return 0
         local dir=$WORK/img/main
         check "status.d lists exactly the closure" image_check installed "$dir" "${MAIN_PACKAGES[@]}"
         check "fx-alt not installed" image_check absent "$dir" usr/share/fx-alt
@@ -664,10 +470,7 @@ fpm_global_written() {
 
 check_php() {
         section "main image: php"
-        image_ready main || {
-                fail_check "main: php" "no image to check"
-                return 0
-        }
+        main_image_ready "php" || return 0
         local dir=$WORK/img/main sapi ext priority
         for sapi in fpm cli; do
                 for ext in 25:fxext 15:fxdep; do
@@ -692,10 +495,7 @@ check_php() {
 
 check_accounts() {
         section "main image: accounts and spec files"
-        image_ready main || {
-                fail_check "main: accounts" "no image to check"
-                return 0
-        }
+        main_image_ready "accounts" || return 0
         local dir=$WORK/img/main
         check "passwd has root" image_check account "$dir" user root --id 0 --gid 0
         check "passwd has nobody" image_check account "$dir" user nobody --id 65534 --gid 65534
@@ -714,10 +514,7 @@ check_accounts() {
 
 check_status_d() {
         section "main image: /var/lib/dpkg/status.d"
-        image_ready main || {
-                fail_check "main: status.d" "no image to check"
-                return 0
-        }
+        main_image_ready "status.d" || return 0
         local dir=$WORK/img/main package deb
         for package in "${MAIN_PACKAGES[@]}"; do
                 # The newest version of the package, the one the resolver must pick.
@@ -801,10 +598,7 @@ check_rejected() {
         local label=$1 code=$2 spec=$3
         shift 3
         run_distill "$label" -- build "$spec" -o "$OUT/$label/image.tar" --cache "$WORK/cache/$label"
-        check "$label: exit status $code" exit_status "$label" "$code"
-        check "$label: error names ${*}" stderr_has "$label" "$@"
-        check "$label: no output file" output_dir_empty "$label"
-        check "$label: no sanitizer report" no_sanitizer_report "$label"
+        expect_failure "$label" "$code" "$@"
 }
 
 check_unsafe_packages() {
@@ -1012,7 +806,7 @@ check_leftovers() {
 
 main() {
         setup_workdir
-        setup_build_user
+        prepare_build_user
         setup_fixtures
         start_server
 
@@ -1035,11 +829,7 @@ main() {
         check_mirrors
         check_leftovers
 
-        printf '\n'
-        print_summary
-        if ((FAILED > 0)); then
-                exit 1
-        fi
+        finish_tests
 }
 
 main "$@"

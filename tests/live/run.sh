@@ -287,8 +287,9 @@ config = json.load(open(blob(manifest["config"]["digest"])))
 assert config["architecture"] == "arm64", "config architecture is %r" % config["architecture"]
 os.makedirs(status_dir)
 header = None
-# One pass over the compressed stream: extractfile works on the current member.
-with tarfile.open(blob(manifest["layers"][0]["digest"]), "r|*") as t:
+# "r:*", not the stream mode "r|*": the layer is several gzip members, which
+# Python's gzip module reads as one stream and tarfile's stream mode does not.
+with tarfile.open(blob(manifest["layers"][0]["digest"]), "r:*") as t:
     for member in t:
         path = member.name[2:] if member.name.startswith("./") else member.name
         if path == elf and member.isfile():

@@ -34,8 +34,11 @@ int dl_source_date_epoch(long long *epoch, struct dl_error *err)
         errno = 0;
         long long t = strtoll(v, &end, 10);
         if (!*v || *end || errno || t < 0 || t > 253402300799LL)
-                return dl_fail(err, DL_EUSAGE, "SOURCE_DATE_EPOCH=\"%s\" is not a number of seconds since 1970-01-01; set it to an integer such as $(git log -1 --format=%%ct) or unset it",
-                               v);
+                return dl_fail(
+                    err, DL_EUSAGE,
+                    "SOURCE_DATE_EPOCH=\"%s\" is not a number of seconds since 1970-01-01; set it "
+                    "to an integer such as $(git log -1 --format=%%ct) or unset it",
+                    v);
         *epoch = t;
         return DL_OK;
 }
@@ -64,8 +67,9 @@ static int prepare_rootfs(const char *dir, struct dl_error *err)
         int rc = DL_OK;
         while ((e = readdir(d)))
                 if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                        rc = dl_fail(err, DL_EUSAGE, "--rootfs %s is not empty; name a new or empty directory",
-                                     dir);
+                        rc =
+                            dl_fail(err, DL_EUSAGE,
+                                    "--rootfs %s is not empty; name a new or empty directory", dir);
                         break;
                 }
         closedir(d);
@@ -122,7 +126,8 @@ static bool prepared_valid(const char *dest)
         char got[DL_SHA256_HEX];
         struct dl_error ignored;
         bool ok = dl_read_file(side, &want, &ignored) == DL_OK && want.len >= 64 &&
-                  dl_sha256_file(dest, got, NULL, &ignored) == DL_OK && !strncmp(got, want.data, 64);
+                  dl_sha256_file(dest, got, NULL, &ignored) == DL_OK &&
+                  !strncmp(got, want.data, 64);
         dl_buf_free(&want);
         free(side);
         return ok;
@@ -302,9 +307,12 @@ static int check_replay(struct build *b, const struct dl_sources *src, struct dl
                         char was[32], now[32];
                         dl_format_rfc3339(then, was);
                         dl_format_rfc3339(r->date, now);
-                        rc = dl_fail(err, DL_EVERIFY, "source %s, suite %s: the Release is dated %s, older than the %s that %s was made from; the server may be replaying old metadata. Use an up-to-date mirror, or delete the lock to accept it",
-                                     b->spec.sources[r->source].url, r->spec_suite, now, was,
-                                     b->lock_path);
+                        rc = dl_fail(
+                            err, DL_EVERIFY,
+                            "source %s, suite %s: the Release is dated %s, older than the %s that "
+                            "%s was made from; the server may be replaying old metadata. Use an "
+                            "up-to-date mirror, or delete the lock to accept it",
+                            b->spec.sources[r->source].url, r->spec_suite, now, was, b->lock_path);
                 }
                 free(key);
         }
@@ -361,7 +369,10 @@ static int resolve_all(struct build *b, const struct dl_build_options *o, struct
                                         r2.n_indexes = b->platforms[q].sources.n_indexes;
                                         r2.packages = &one;
                                         if (dl_resolve(&r2, &tmp, &ignored) == DL_OK) {
-                                                dl_fail(err, DL_ERESOLVE, "package %s: available for %s, not %s; limit it with {name: %s, architectures: [%s]} in packages",
+                                                dl_fail(err, DL_ERESOLVE,
+                                                        "package %s: available for %s, not %s; "
+                                                        "limit it with {name: %s, architectures: "
+                                                        "[%s]} in packages",
                                                         name, b->platforms[q].arch, pl->arch, name,
                                                         b->platforms[q].arch);
                                                 dl_resolution_free(&tmp);
@@ -377,7 +388,8 @@ static int resolve_all(struct build *b, const struct dl_build_options *o, struct
                 if (rc == DL_OK) {
                         dl_info("resolved %zu packages for %s", pl->res.n_packages, pl->arch);
                         for (size_t k = 0; k < pl->res.unmet.n; k++)
-                                dl_info("left unmet by exclude (%s): %s", pl->arch, pl->res.unmet.v[k]);
+                                dl_info("left unmet by exclude (%s): %s", pl->arch,
+                                        pl->res.unmet.v[k]);
                 }
         }
         return rc;
@@ -393,12 +405,16 @@ static int use_lock(struct build *b, struct dl_error *err)
                         if (!strcmp(b->lock.archs[k].arch, pl->arch))
                                 la = &b->lock.archs[k];
                 if (!la)
-                        return dl_fail(err, DL_ESTALE, "%s has no packages for %s; run distill lock %s",
+                        return dl_fail(err, DL_ESTALE,
+                                       "%s has no packages for %s; run distill lock %s",
                                        b->lock_path, pl->arch, b->spec.path);
                 for (size_t k = 0; k < la->res.n_packages; k++)
                         if (la->res.packages[k].source < 0)
-                                return dl_fail(err, DL_ESTALE, "%s: package %s comes from a source the spec does not list; run distill lock %s",
-                                               b->lock_path, la->res.packages[k].name, b->spec.path);
+                                return dl_fail(err, DL_ESTALE,
+                                               "%s: package %s comes from a source the spec does "
+                                               "not list; run distill lock %s",
+                                               b->lock_path, la->res.packages[k].name,
+                                               b->spec.path);
                 pl->res = la->res;
                 memset(&la->res, 0, sizeof la->res);
                 dl_info("using %zu locked packages for %s from %s", pl->res.n_packages, pl->arch,
@@ -424,8 +440,9 @@ static int load_lock(struct build *b, const struct dl_build_options *o, bool *us
         }
         if (rc && missing) {
                 if (o->locked || o->offline)
-                        return dl_fail(err, DL_ESTALE, "%s: no lock file %s; run distill lock %s first",
-                                       o->locked ? "--locked" : "--offline", b->lock_path, b->spec.path);
+                        return dl_fail(
+                            err, DL_ESTALE, "%s: no lock file %s; run distill lock %s first",
+                            o->locked ? "--locked" : "--offline", b->lock_path, b->spec.path);
                 return DL_OK;
         }
         if (rc)
@@ -435,11 +452,13 @@ static int load_lock(struct build *b, const struct dl_build_options *o, bool *us
         if (strcmp(digest, b->lock.inputs_digest) != 0) {
                 char *drift = dl_lock_describe_drift(&b->lock, &b->spec);
                 if (o->locked || o->offline) {
-                        rc = dl_fail(err, DL_ESTALE, "%s: %s does not match %s: %s; run distill lock %s",
-                                     o->locked ? "--locked" : "--offline", b->lock_path, b->spec.path,
-                                     drift, b->spec.path);
+                        rc = dl_fail(err, DL_ESTALE,
+                                     "%s: %s does not match %s: %s; run distill lock %s",
+                                     o->locked ? "--locked" : "--offline", b->lock_path,
+                                     b->spec.path, drift, b->spec.path);
                 } else {
-                        dl_warn("%s is stale (%s); resolving afresh without rewriting it. Run distill lock %s to update it",
+                        dl_warn("%s is stale (%s); resolving afresh without rewriting it. Run "
+                                "distill lock %s to update it",
                                 b->lock_path, drift, b->spec.path);
                 }
                 free(drift);
@@ -598,7 +617,8 @@ static int make_platform(struct build *b, const struct dl_build_options *o, stru
                                                 : dl_strdup(o->rootfs);
         else
                 pl->rootfs = dl_asprintf("%s/rootfs-%s", b->workdir, pl->arch);
-        if ((rc = prepare_rootfs(pl->rootfs, err)) || (rc = dl_fstree_init(&pl->tree, pl->rootfs, err)))
+        if ((rc = prepare_rootfs(pl->rootfs, err)) ||
+            (rc = dl_fstree_init(&pl->tree, pl->rootfs, err)))
                 return rc;
         pl->have_tree = true;
         if ((rc = unpack_platform(b, pl, err)))
@@ -636,8 +656,10 @@ static void prep_start(struct build *b, struct prep_pool *p)
                         if (seen)
                                 continue;
                         p->jobs = dl_realloc(p->jobs, (p->n + 1) * sizeof *p->jobs);
-                        p->jobs[p->n++] = (struct prep_job){dl_strdup(sha), dl_cache_path(&b->cache, sha),
-                                                            dl_asprintf("%s/%s.tar.zst", dir, sha), 0,
+                        p->jobs[p->n++] = (struct prep_job){dl_strdup(sha),
+                                                            dl_cache_path(&b->cache, sha),
+                                                            dl_asprintf("%s/%s.tar.zst", dir, sha),
+                                                            0,
                                                             {0, ""}};
                 }
         free(dir);
@@ -682,10 +704,11 @@ static int fetch_all(struct build *b, const struct dl_build_options *o, struct d
                 for (size_t j = 0; j < b->platforms[i].res.n_packages; j++)
                         all[k++] = b->platforms[i].res.packages[j]; /* shallow: not freed here */
         struct dl_fetch_stats stats;
-        int rc = dl_fetch_packages(&b->spec, &o->mirrors, &b->http, &b->cache, all, total, o->offline,
-                                   &stats, err);
+        int rc = dl_fetch_packages(&b->spec, &o->mirrors, &b->http, &b->cache, all, total,
+                                   o->offline, &stats, err);
         if (rc == DL_OK)
-                dl_info("packages: %zu downloaded, %zu from the cache", stats.downloaded, stats.cached);
+                dl_info("packages: %zu downloaded, %zu from the cache", stats.downloaded,
+                        stats.cached);
         free(all);
         return rc;
 }
@@ -701,8 +724,7 @@ static int check_writable(const char *path, const char *what, struct dl_error *e
         return rc;
 }
 
-int dl_build(const struct dl_build_options *o, struct dl_build_result *result,
-             struct dl_error *err)
+int dl_build(const struct dl_build_options *o, struct dl_build_result *result, struct dl_error *err)
 {
         struct build b;
         long long epoch;
@@ -722,8 +744,10 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result,
                 if (docker == b.n_platforms) {
                         struct dl_buf archs = {0};
                         for (size_t i = 0; i < b.spec.architectures.n; i++)
-                                dl_buf_printf(&archs, "%s%s", i ? ", " : "", b.spec.architectures.v[i]);
-                        rc = dl_fail(err, DL_EUSAGE, "--platform %s: the spec builds %s; name one of those",
+                                dl_buf_printf(&archs, "%s%s", i ? ", " : "",
+                                              b.spec.architectures.v[i]);
+                        rc = dl_fail(err, DL_EUSAGE,
+                                     "--platform %s: the spec builds %s; name one of those",
                                      o->platform, dl_buf_str(&archs));
                         dl_buf_free(&archs);
                         goto out;
@@ -742,7 +766,8 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result,
                 goto out;
         unsigned long uid = 0, gid = 0;
         if (b.spec.image.user) {
-                if ((rc = dl_accounts_resolve_user(&b.accounts, b.spec.image.user, &uid, &gid, err))) {
+                if ((rc = dl_accounts_resolve_user(&b.accounts, b.spec.image.user, &uid, &gid,
+                                                   err))) {
                         dl_error_wrap(err, "image.user");
                         goto out;
                 }
@@ -789,15 +814,12 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result,
         struct dl_oci_image *images = dl_calloc(b.n_platforms, sizeof *images);
         for (size_t i = 0; i < b.n_platforms; i++) {
                 struct platform *pl = &b.platforms[i];
-                images[i] = (struct dl_oci_image){pl->arch, pl->layer_path, &pl->layer,
-                                                  pl->res.n_packages,
-                                                  pl->ca_bundle && !spec_sets_ssl ? &extra_env : NULL};
+                images[i] =
+                    (struct dl_oci_image){pl->arch, pl->layer_path, &pl->layer, pl->res.n_packages,
+                                          pl->ca_bundle && !spec_sets_ssl ? &extra_env : NULL};
         }
-        struct dl_oci_input oi = {.spec = &b.spec,
-                                  .ref = ref,
-                                  .user = user,
-                                  .epoch = epoch,
-                                  .docker_image = docker};
+        struct dl_oci_input oi = {
+            .spec = &b.spec, .ref = ref, .user = user, .epoch = epoch, .docker_image = docker};
         if (b.n_platforms == 1) {
                 oi.arch = images[0].arch;
                 oi.layer_path = images[0].layer_path;
@@ -808,16 +830,17 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result,
                 oi.images = images;
                 oi.n_images = b.n_platforms;
         }
-        struct dl_oci_result or;
-        rc = dl_oci_write(&oi, output, &or, err);
+        struct dl_oci_result or ;
+        rc = dl_oci_write(&oi, output, & or, err);
         free(images);
         if (rc == DL_OK && o->sbom) {
                 struct dl_sbom_platform *sp = dl_calloc(b.n_platforms, sizeof *sp);
                 for (size_t i = 0; i < b.n_platforms; i++)
-                        sp[i] = (struct dl_sbom_platform){b.platforms[i].arch, b.platforms[i].res.packages,
-                                                          b.platforms[i].ctls, b.platforms[i].res.n_packages,
-                                                          &b.platforms[i].tree};
-                struct dl_sbom_input si = {&b.spec, ref, or.manifest_digest, epoch, sp, b.n_platforms};
+                        sp[i] = (struct dl_sbom_platform){
+                            b.platforms[i].arch, b.platforms[i].res.packages, b.platforms[i].ctls,
+                            b.platforms[i].res.n_packages, &b.platforms[i].tree};
+                struct dl_sbom_input si = {&b.spec, ref, or.manifest_digest,
+                                           epoch,   sp,  b.n_platforms};
                 rc = dl_sbom_write(&si, o->sbom_format, o->sbom, err);
                 free(sp);
                 /* The image and its SBOM go together: no image without the SBOM asked for. */
@@ -832,7 +855,8 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result,
                 result->size = or.size;
                 result->n_packages = b.platforms[docker].res.n_packages;
                 dl_info("wrote %s (%s, %s, %llu bytes, sha256:%s)", output, ref,
-                        b.spec.architectures.v[0], (unsigned long long)or.size, or.manifest_digest);
+                        b.spec.architectures.v[0], (unsigned long long) or.size,
+                        or.manifest_digest);
         }
 out:
         build_free(&b);
@@ -857,8 +881,8 @@ int dl_lock_command(const struct dl_build_options *o, struct dl_error *err)
         if (rc == DL_OK) {
                 struct dl_lock_input_arch *in = dl_calloc(b.n_platforms, sizeof *in);
                 for (size_t i = 0; i < b.n_platforms; i++)
-                        in[i] = (struct dl_lock_input_arch){b.platforms[i].arch, &b.platforms[i].sources,
-                                                            &b.platforms[i].res};
+                        in[i] = (struct dl_lock_input_arch){
+                            b.platforms[i].arch, &b.platforms[i].sources, &b.platforms[i].res};
                 rc = dl_lock_write(b.lock_path, &b.spec, in, b.n_platforms, err);
                 free(in);
                 if (rc == DL_OK)
@@ -883,8 +907,9 @@ int dl_lock_check_command(const struct dl_build_options *o, struct dl_error *err
                 dl_lock_inputs_digest(&spec, digest);
                 if (strcmp(digest, lock.inputs_digest) != 0) {
                         char *drift = dl_lock_describe_drift(&lock, &spec);
-                        rc = dl_fail(err, DL_ESTALE, "%s does not match %s: %s; run distill lock %s",
-                                     path, o->spec_path, drift, o->spec_path);
+                        rc =
+                            dl_fail(err, DL_ESTALE, "%s does not match %s: %s; run distill lock %s",
+                                    path, o->spec_path, drift, o->spec_path);
                         free(drift);
                 } else {
                         dl_info("%s matches %s", path, o->spec_path);
@@ -919,8 +944,9 @@ int dl_why_command(const struct dl_build_options *o, const char *package, struct
                 }
         }
         if (rc == DL_OK && !found)
-                rc = dl_fail(err, DL_ERESOLVE, "package %s is not in the image of %s for any architecture",
-                             package, o->spec_path);
+                rc = dl_fail(err, DL_ERESOLVE,
+                             "package %s is not in the image of %s for any architecture", package,
+                             o->spec_path);
         build_free(&b);
         return rc;
 }

@@ -28,7 +28,9 @@ int dl_cache_open(struct dl_cache *c, const char *dir, struct dl_error *err)
                 else if (home && home[0] == '/')
                         c->dir = dl_path_join(home, ".cache/distill");
                 else
-                        return dl_fail(err, DL_EUSAGE, "no cache directory: neither XDG_CACHE_HOME nor HOME is set; pass --cache DIR");
+                        return dl_fail(err, DL_EUSAGE,
+                                       "no cache directory: neither XDG_CACHE_HOME nor HOME is "
+                                       "set; pass --cache DIR");
         }
         sub = dl_path_join(c->dir, "sha256");
         rc = dl_mkdir_p(sub, 0755, err);
@@ -71,7 +73,8 @@ bool dl_cache_valid(const struct dl_cache *c, const char *sha256)
         struct dl_error err;
         bool ok = access(p, R_OK) == 0 && dl_sha256_file(p, got, NULL, &err) == DL_OK;
         if (ok && strcmp(got, sha256) != 0) {
-                dl_warn("cache entry %s is corrupt (its SHA256 is %s); removing it and fetching it again",
+                dl_warn("cache entry %s is corrupt (its SHA256 is %s); removing it and fetching it "
+                        "again",
                         p, got);
                 unlink(p);
                 ok = false;
@@ -85,15 +88,15 @@ char *dl_cache_tmp_path(const struct dl_cache *c)
         static unsigned counter;
         /* pid and a counter make the name unique among builds sharing the cache; the
          * rename into sha256/ is what other builds see. */
-        char *p = dl_asprintf("%s/tmp/%ld-%u-%lx", c->dir, (long)getpid(),
-                              __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED),
-                              (unsigned long)random());
+        char *p =
+            dl_asprintf("%s/tmp/%ld-%u-%lx", c->dir, (long)getpid(),
+                        __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED), (unsigned long)random());
         dl_cleanup_add(p);
         return p;
 }
 
-int dl_cache_commit(const struct dl_cache *c, const char *tmp, const char *sha256,
-                    uint64_t size, const char *what, struct dl_error *err)
+int dl_cache_commit(const struct dl_cache *c, const char *tmp, const char *sha256, uint64_t size,
+                    const char *what, struct dl_error *err)
 {
         char got[DL_SHA256_HEX];
         uint64_t got_size = 0;
@@ -105,12 +108,17 @@ int dl_cache_commit(const struct dl_cache *c, const char *tmp, const char *sha25
         }
         if (size != UINT64_MAX && got_size != size) {
                 unlink(tmp);
-                return dl_fail(err, DL_EVERIFY, "%s: size mismatch: expected %llu bytes with SHA256 %s, got %llu bytes with SHA256 %s; the server sent a different file than the signed index names",
-                               what, (unsigned long long)size, sha256, (unsigned long long)got_size, got);
+                return dl_fail(
+                    err, DL_EVERIFY,
+                    "%s: size mismatch: expected %llu bytes with SHA256 %s, got %llu bytes with "
+                    "SHA256 %s; the server sent a different file than the signed index names",
+                    what, (unsigned long long)size, sha256, (unsigned long long)got_size, got);
         }
         if (strcmp(got, sha256) != 0) {
                 unlink(tmp);
-                return dl_fail(err, DL_EVERIFY, "%s: SHA256 mismatch: expected %s, got %s; the file was altered or the mirror is inconsistent",
+                return dl_fail(err, DL_EVERIFY,
+                               "%s: SHA256 mismatch: expected %s, got %s; the file was altered or "
+                               "the mirror is inconsistent",
                                what, sha256, got);
         }
         /* No fsync: every use checks the entry's digest again, so an entry that a

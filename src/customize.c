@@ -17,8 +17,12 @@ static void add_account(struct dl_account **v, size_t *n, const char *name, unsi
                         unsigned long gid, const char *gecos, const char *home, const char *shell)
 {
         *v = dl_realloc(*v, (*n + 1) * sizeof **v);
-        (*v)[(*n)++] = (struct dl_account){dl_strdup(name), id, gid, dl_strdup(gecos ? gecos : ""),
-                                           dl_strdup(home ? home : ""), dl_strdup(shell ? shell : "")};
+        (*v)[(*n)++] = (struct dl_account){dl_strdup(name),
+                                           id,
+                                           gid,
+                                           dl_strdup(gecos ? gecos : ""),
+                                           dl_strdup(home ? home : ""),
+                                           dl_strdup(shell ? shell : "")};
 }
 
 static struct dl_account *find_account(struct dl_account *v, size_t n, const char *name)
@@ -47,16 +51,18 @@ int dl_accounts_build(const struct dl_spec *spec, struct dl_accounts *out, struc
         add_account(&out->users, &out->n_users, "root", 0, 0, "root", "/root", "/sbin/nologin");
         add_account(&out->users, &out->n_users, "nobody", 65534, 65534, "nobody", "/nonexistent",
                     "/sbin/nologin");
-        add_account(&out->users, &out->n_users, "nonroot", 65532, 65532, "nonroot",
-                    "/home/nonroot", "/sbin/nologin");
+        add_account(&out->users, &out->n_users, "nonroot", 65532, 65532, "nonroot", "/home/nonroot",
+                    "/sbin/nologin");
         for (size_t i = 0; i < spec->n_groups; i++) {
                 const struct dl_group *g = &spec->groups[i];
                 struct dl_account *have = find_account(out->groups, out->n_groups, g->name);
                 if (have && strcmp(g->name, "root") == 0 && (unsigned long)g->gid != 0)
-                        return dl_fail(err, DL_ESPEC, "accounts.groups: the group root must keep gid 0");
+                        return dl_fail(err, DL_ESPEC,
+                                       "accounts.groups: the group root must keep gid 0");
                 for (size_t j = 0; j < i; j++)
                         if (strcmp(spec->groups[j].name, g->name) == 0)
-                                return dl_fail(err, DL_ESPEC, "accounts.groups: the group %s is listed twice",
+                                return dl_fail(err, DL_ESPEC,
+                                               "accounts.groups: the group %s is listed twice",
                                                g->name);
                 if (have)
                         have->id = (unsigned long)g->gid;
@@ -68,10 +74,12 @@ int dl_accounts_build(const struct dl_spec *spec, struct dl_accounts *out, struc
                 const struct dl_user *u = &spec->users[i];
                 for (size_t j = 0; j < i; j++)
                         if (strcmp(spec->users[j].name, u->name) == 0)
-                                return dl_fail(err, DL_ESPEC, "accounts.users: the user %s is listed twice",
+                                return dl_fail(err, DL_ESPEC,
+                                               "accounts.users: the user %s is listed twice",
                                                u->name);
                 if (strcmp(u->name, "root") == 0 && u->uid != 0)
-                        return dl_fail(err, DL_ESPEC, "accounts.users: the user root must keep uid 0");
+                        return dl_fail(err, DL_ESPEC,
+                                       "accounts.users: the user root must keep uid 0");
                 unsigned long gid;
                 if (u->gid >= 0) {
                         gid = (unsigned long)u->gid;
@@ -85,13 +93,17 @@ int dl_accounts_build(const struct dl_spec *spec, struct dl_accounts *out, struc
                 struct dl_account *have = find_account(out->users, out->n_users, u->name);
                 if (have) {
                         free_account(have);
-                        *have = (struct dl_account){dl_strdup(u->name), (unsigned long)u->uid, gid,
-                                                    dl_strdup(u->gecos ? u->gecos : u->name),
-                                                    dl_strdup(u->home ? u->home : "/nonexistent"),
-                                                    dl_strdup(u->shell ? u->shell : "/usr/sbin/nologin")};
+                        *have = (struct dl_account){
+                            dl_strdup(u->name),
+                            (unsigned long)u->uid,
+                            gid,
+                            dl_strdup(u->gecos ? u->gecos : u->name),
+                            dl_strdup(u->home ? u->home : "/nonexistent"),
+                            dl_strdup(u->shell ? u->shell : "/usr/sbin/nologin")};
                 } else {
                         add_account(&out->users, &out->n_users, u->name, (unsigned long)u->uid, gid,
-                                    u->gecos ? u->gecos : u->name, u->home ? u->home : "/nonexistent",
+                                    u->gecos ? u->gecos : u->name,
+                                    u->home ? u->home : "/nonexistent",
                                     u->shell ? u->shell : "/usr/sbin/nologin");
                 }
         }
@@ -122,8 +134,8 @@ static bool parse_number(const char *s, unsigned long *out)
         return true;
 }
 
-static int resolve_id(const struct dl_accounts *a, const char *name, bool group,
-                      unsigned long *id, struct dl_error *err)
+static int resolve_id(const struct dl_accounts *a, const char *name, bool group, unsigned long *id,
+                      struct dl_error *err)
 {
         if (parse_number(name, id))
                 return DL_OK;
@@ -136,11 +148,12 @@ static int resolve_id(const struct dl_accounts *a, const char *name, bool group,
         return DL_OK;
 }
 
-int dl_accounts_resolve_user(const struct dl_accounts *a, const char *spec_user,
-                             unsigned long *uid, unsigned long *gid, struct dl_error *err)
+int dl_accounts_resolve_user(const struct dl_accounts *a, const char *spec_user, unsigned long *uid,
+                             unsigned long *gid, struct dl_error *err)
 {
         const char *colon = strchr(spec_user, ':');
-        char *user = colon ? dl_strndup(spec_user, (size_t)(colon - spec_user)) : dl_strdup(spec_user);
+        char *user =
+            colon ? dl_strndup(spec_user, (size_t)(colon - spec_user)) : dl_strdup(spec_user);
         int rc = resolve_id(a, user, false, uid, err);
 
         if (rc == DL_OK && colon) {
@@ -200,7 +213,8 @@ static int write_accounts(const struct dl_customize_input *in, struct dl_fstree 
         if (old && !old->removed && old->owner >= 0)
                 dl_info("generated /etc/passwd replaces the one shipped by %s",
                         in->packages[old->owner].name);
-        rc = dl_fstree_write_file(t, "etc/passwd", passwd.data, passwd.len, 0644, 0, 0, in->epoch, err);
+        rc = dl_fstree_write_file(t, "etc/passwd", passwd.data, passwd.len, 0644, 0, 0, in->epoch,
+                                  err);
         if (rc == DL_OK)
                 rc = dl_fstree_write_file(t, "etc/group", group.data, group.len, 0644, 0, 0,
                                           in->epoch, err);
@@ -284,8 +298,8 @@ static int copy_source(const struct dl_customize_input *in, struct dl_fstree *t,
 /* Copy a local directory tree, entries in name order so the layer does not depend on
  * the order readdir returns. */
 static int copy_tree(const struct dl_customize_input *in, struct dl_fstree *t,
-                     const struct dl_file *f, const char *local, const char *rel,
-                     unsigned long uid, unsigned long gid, int depth, struct dl_error *err)
+                     const struct dl_file *f, const char *local, const char *rel, unsigned long uid,
+                     unsigned long gid, int depth, struct dl_error *err)
 {
         struct dl_strlist names = {0};
         DIR *d = opendir(local);
@@ -316,9 +330,12 @@ static int copy_source(const struct dl_customize_input *in, struct dl_fstree *t,
         struct stat st;
         int rc;
         if (depth > 64)
-                return dl_fail(err, DL_ESPEC, "files entry %s: the source tree is deeper than 64 levels", f->path);
+                return dl_fail(err, DL_ESPEC,
+                               "files entry %s: the source tree is deeper than 64 levels", f->path);
         if (lstat(local, &st) != 0)
-                return dl_fail(err, DL_ESPEC, "files entry %s: cannot read the source %s: %s; check the path (relative paths start at the spec's directory)",
+                return dl_fail(err, DL_ESPEC,
+                               "files entry %s: cannot read the source %s: %s; check the path "
+                               "(relative paths start at the spec's directory)",
                                f->path, local, strerror(errno));
         if (S_ISDIR(st.st_mode))
                 return copy_tree(in, t, f, local, rel, uid, gid, depth, err);
@@ -337,7 +354,8 @@ static int copy_source(const struct dl_customize_input *in, struct dl_fstree *t,
                 return rc;
         }
         if (!S_ISREG(st.st_mode))
-                return dl_fail(err, DL_ESPEC, "files entry %s: %s is neither a file, a directory nor a symlink",
+                return dl_fail(err, DL_ESPEC,
+                               "files entry %s: %s is neither a file, a directory nor a symlink",
                                f->path, local);
         struct dl_buf data = {0};
         if ((rc = dl_read_file(local, &data, err)))
@@ -366,8 +384,8 @@ static int apply_files(const struct dl_customize_input *in, struct dl_fstree *t,
                                 owner_name(in, old));
                 if (f->source) {
                         char *local = f->source[0] == '/' || !spec->dir
-                                              ? dl_strdup(f->source)
-                                              : dl_path_join(spec->dir, f->source);
+                                          ? dl_strdup(f->source)
+                                          : dl_path_join(spec->dir, f->source);
                         rc = copy_source(in, t, f, local, rel, uid, gid, 0, err);
                         free(local);
                 } else {
@@ -392,7 +410,9 @@ static int php_version(const struct dl_customize_input *in, struct dl_fstree *t,
                 const struct dl_node *n = dl_fstree_get(t, dir);
                 free(dir);
                 if (!n || n->removed || n->type != DL_NODE_DIR)
-                        return dl_fail(err, DL_ESPEC, "php.version: the image has no /etc/php/%s; add the php packages of that version",
+                        return dl_fail(err, DL_ESPEC,
+                                       "php.version: the image has no /etc/php/%s; add the php "
+                                       "packages of that version",
                                        in->spec->php.version);
                 *out = dl_strdup(in->spec->php.version);
                 return DL_OK;
@@ -410,9 +430,12 @@ static int php_version(const struct dl_customize_input *in, struct dl_fstree *t,
         if (found.n == 1)
                 *out = dl_strdup(found.v[0]);
         else if (found.n == 0)
-                rc = dl_fail(err, DL_ESPEC, "php: the image has no /etc/php/VERSION directory; add a php package such as php8.2-fpm, or remove the php section");
+                rc = dl_fail(err, DL_ESPEC,
+                             "php: the image has no /etc/php/VERSION directory; add a php package "
+                             "such as php8.2-fpm, or remove the php section");
         else
-                rc = dl_fail(err, DL_ESPEC, "php: the image holds several php versions; set php.version");
+                rc = dl_fail(err, DL_ESPEC,
+                             "php: the image holds several php versions; set php.version");
         dl_strlist_free(&found);
         return rc;
 }
@@ -481,7 +504,8 @@ static void add_ini(struct php_state *st, const char *ext, const char *path, int
                         return;
                 }
         st->inis = dl_realloc(st->inis, (st->n_inis + 1) * sizeof *st->inis);
-        st->inis[st->n_inis++] = (struct php_ini){dl_strdup(ext), dl_strdup(path), owner, available};
+        st->inis[st->n_inis++] =
+            (struct php_ini){dl_strdup(ext), dl_strdup(path), owner, available};
 }
 
 static void find_inis(const struct dl_fstree *t, struct php_state *st)
@@ -519,9 +543,9 @@ static struct php_ini *lookup_ini(struct php_state *st, const char *ext)
  * php-src 8.2): phpenmod does not read these, but the extension fails to load
  * without them. */
 static const char *const builtin_requirements[][3] = {
-        {"pdo_mysql", "pdo", "mysqlnd"}, {"pdo_pgsql", "pdo", NULL},  {"pdo_sqlite", "pdo", NULL},
-        {"pdo_odbc", "pdo", NULL},       {"pdo_dblib", "pdo", NULL},  {"pdo_firebird", "pdo", NULL},
-        {"mysqli", "mysqlnd", NULL},
+    {"pdo_mysql", "pdo", "mysqlnd"}, {"pdo_pgsql", "pdo", NULL}, {"pdo_sqlite", "pdo", NULL},
+    {"pdo_odbc", "pdo", NULL},       {"pdo_dblib", "pdo", NULL}, {"pdo_firebird", "pdo", NULL},
+    {"mysqli", "mysqlnd", NULL},
 };
 
 /* Collect what ext requires: "; Depends:" lines of its ini file, PHP's own module
@@ -572,7 +596,9 @@ static int enable_extension(const struct dl_customize_input *in, struct dl_fstre
         if (dl_strlist_contains(&st->enabled, ext))
                 return DL_OK;
         if (depth > 16)
-                return dl_fail(err, DL_ESPEC, "php extension %s: the requirements of the ini files form a cycle", ext);
+                return dl_fail(err, DL_ESPEC,
+                               "php extension %s: the requirements of the ini files form a cycle",
+                               ext);
         struct php_ini *ini = lookup_ini(st, ext);
         char *mods = dl_asprintf("etc/php/%s/mods-available/%s.ini", st->version, ext);
         struct dl_buf text = {0};
@@ -581,10 +607,15 @@ static int enable_extension(const struct dl_customize_input *in, struct dl_fstre
         int rc = DL_OK;
         if (!ini) {
                 if (required_by)
-                        rc = dl_fail(err, DL_ESPEC, "php extension %s (required by %s): no %s.ini in /%s or /usr/share/php%s-*; add the package that ships it",
+                        rc = dl_fail(err, DL_ESPEC,
+                                     "php extension %s (required by %s): no %s.ini in /%s or "
+                                     "/usr/share/php%s-*; add the package that ships it",
                                      ext, required_by, ext, mods, st->version);
                 else
-                        rc = dl_fail(err, DL_ESPEC, "php extension %s: no %s.ini in /%s or /usr/share/php%s-*; add the package that ships it (such as php%s-%s) or remove %s from php.extensions",
+                        rc = dl_fail(err, DL_ESPEC,
+                                     "php extension %s: no %s.ini in /%s or /usr/share/php%s-*; "
+                                     "add the package that ships it (such as php%s-%s) or remove "
+                                     "%s from php.extensions",
                                      ext, ext, mods, st->version, st->version, ext, ext);
                 goto out;
         }
@@ -605,8 +636,8 @@ static int enable_extension(const struct dl_customize_input *in, struct dl_fstre
         for (size_t i = 0; i < deps.n && rc == DL_OK; i++)
                 rc = enable_extension(in, t, st, deps.v[i], ext, depth + 1, err);
         for (size_t i = 0; i < st->sapis.n && rc == DL_OK; i++) {
-                char *link = dl_asprintf("etc/php/%s/%s/conf.d/%s-%s.ini", st->version, st->sapis.v[i],
-                                         prio, ext);
+                char *link = dl_asprintf("etc/php/%s/%s/conf.d/%s-%s.ini", st->version,
+                                         st->sapis.v[i], prio, ext);
                 char *target = dl_asprintf("/%s", mods);
                 rc = dl_fstree_add_symlink(t, link, target, in->epoch, err);
                 free(link);
@@ -622,8 +653,8 @@ out:
         return rc;
 }
 
-static int write_pool(const struct dl_customize_input *in, struct dl_fstree *t,
-                      const char *version, struct dl_error *err)
+static int write_pool(const struct dl_customize_input *in, struct dl_fstree *t, const char *version,
+                      struct dl_error *err)
 {
         const struct dl_php_fpm *fpm = &in->spec->php.fpm;
         char *dir = dl_asprintf("etc/php/%s/fpm", version);
@@ -633,8 +664,9 @@ static int write_pool(const struct dl_customize_input *in, struct dl_fstree *t,
         int rc = DL_OK;
 
         if (!n || n->removed || n->type != DL_NODE_DIR) {
-                rc = dl_fail(err, DL_ESPEC, "php.fpm: the image has no /%s; add php%s-fpm to packages",
-                             dir, version);
+                rc = dl_fail(err, DL_ESPEC,
+                             "php.fpm: the image has no /%s; add php%s-fpm to packages", dir,
+                             version);
                 goto out;
         }
         if ((rc = dl_accounts_resolve_user(in->accounts, fpm->user, &uid, &gid, err)) ||
@@ -647,7 +679,8 @@ static int write_pool(const struct dl_customize_input *in, struct dl_fstree *t,
                 /* php-fpm reads [global] in any included file, after php-fpm.conf. */
                 dl_buf_puts(&conf, "[global]\n");
                 for (size_t i = 0; i < fpm->global.n; i++)
-                        dl_buf_printf(&conf, "%s = %s\n", fpm->global.v[i].key, fpm->global.v[i].value);
+                        dl_buf_printf(&conf, "%s = %s\n", fpm->global.v[i].key,
+                                      fpm->global.v[i].value);
                 dl_buf_puts(&conf, "\n");
         }
         dl_buf_printf(&conf, "[%s]\nuser = %s\ngroup = %s\nlisten = %s\n", fpm->pool, fpm->user,
@@ -664,7 +697,8 @@ static int write_pool(const struct dl_customize_input *in, struct dl_fstree *t,
         if (!pm || strcmp(pm, "dynamic") == 0)
                 for (size_t i = 0; i < 4; i++)
                         if (!dl_keyvals_get(&fpm->pm, pm_defaults[i][0]))
-                                dl_buf_printf(&conf, "%s = %s\n", pm_defaults[i][0], pm_defaults[i][1]);
+                                dl_buf_printf(&conf, "%s = %s\n", pm_defaults[i][0],
+                                              pm_defaults[i][1]);
         for (size_t i = 0; i < fpm->settings.n; i++)
                 dl_buf_printf(&conf, "%s = %s\n", fpm->settings.v[i].key, fpm->settings.v[i].value);
         char *www = dl_asprintf("%s/pool.d/www.conf", dir);
@@ -702,7 +736,8 @@ static int write_ini_overrides(const struct dl_customize_input *in, struct dl_fs
         for (size_t i = 0; i < ini->n; i++)
                 dl_buf_printf(&text, "%s = %s\n", ini->v[i].key, ini->v[i].value);
         for (size_t i = 0; i < sapis->n && rc == DL_OK; i++) {
-                char *path = dl_asprintf("etc/php/%s/%s/conf.d/99-distill.ini", version, sapis->v[i]);
+                char *path =
+                    dl_asprintf("etc/php/%s/%s/conf.d/99-distill.ini", version, sapis->v[i]);
                 rc = dl_fstree_write_file(t, path, text.data, text.len, 0644, 0, 0, in->epoch, err);
                 free(path);
         }
@@ -744,7 +779,8 @@ static int install_php_ini(const struct dl_customize_input *in, struct dl_fstree
 
 static int apply_php(const struct dl_customize_input *in, struct dl_fstree *t, struct dl_error *err)
 {
-        static const char *const sapis[] = {"apache2", "cgi", "cli", "embed", "fpm", "phpdbg", NULL};
+        static const char *const sapis[] = {"apache2", "cgi",    "cli", "embed",
+                                            "fpm",     "phpdbg", NULL};
         const struct dl_php *php = &in->spec->php;
         struct php_state st = {0};
         char *version = NULL;
@@ -763,7 +799,9 @@ static int apply_php(const struct dl_customize_input *in, struct dl_fstree *t, s
                 free(dir);
         }
         if (php->extensions.n && st.sapis.n == 0)
-                rc = dl_fail(err, DL_ESPEC, "php.extensions: the image has no php SAPI under /etc/php/%s (fpm, cli, ...); add php%s-fpm or php%s-cli",
+                rc = dl_fail(err, DL_ESPEC,
+                             "php.extensions: the image has no php SAPI under /etc/php/%s (fpm, "
+                             "cli, ...); add php%s-fpm or php%s-cli",
                              version, version, version);
         for (size_t i = 0; i < st.sapis.n && rc == DL_OK; i++)
                 rc = install_php_ini(in, t, version, st.sapis.v[i], err);
@@ -860,7 +898,8 @@ static int write_status(const struct dl_customize_input *in, struct dl_fstree *t
                 const struct dl_deb_control *ctl = &in->controls[i];
                 char *path = dl_asprintf("var/lib/dpkg/status.d/%s", pkg->name);
                 char *status = status_paragraph(ctl->control);
-                rc = dl_fstree_write_file(t, path, status, strlen(status), 0644, 0, 0, in->epoch, err);
+                rc = dl_fstree_write_file(t, path, status, strlen(status), 0644, 0, 0, in->epoch,
+                                          err);
                 free(status);
                 free(path);
                 if (rc)
@@ -869,8 +908,8 @@ static int write_status(const struct dl_customize_input *in, struct dl_fstree *t
                 if (ctl->md5sums) {
                         struct dl_buf kept = {0};
                         filter_md5sums(t, (int)i, ctl->md5sums, &kept);
-                        rc = dl_fstree_write_file(t, path, kept.data ? kept.data : "", kept.len, 0644, 0,
-                                                  0, in->epoch, err);
+                        rc = dl_fstree_write_file(t, path, kept.data ? kept.data : "", kept.len,
+                                                  0644, 0, 0, in->epoch, err);
                         dl_buf_free(&kept);
                 } else {
                         /* The package ships no md5sums: list its files as dh_md5sums would. */

@@ -40,7 +40,9 @@ int dl_deb822_parse(const char *text, size_t len, const char *what, struct dl_de
                         n--;
                 bool blank = n == 0;
                 if (!blank && only_space(p, n)) {
-                        rc = dl_fail(err, DL_EVERIFY, "%s:%zu: a line holding only white space inside a paragraph; a blank line must be empty",
+                        rc = dl_fail(err, DL_EVERIFY,
+                                     "%s:%zu: a line holding only white space inside a paragraph; "
+                                     "a blank line must be empty",
                                      what, lineno);
                         goto fail;
                 }
@@ -53,15 +55,17 @@ int dl_deb822_parse(const char *text, size_t len, const char *what, struct dl_de
                 }
                 if (blank) {
                         if (cur.n) {
-                                out->paragraphs = dl_realloc(out->paragraphs,
-                                                             (out->n + 1) * sizeof *out->paragraphs);
+                                out->paragraphs = dl_realloc(
+                                    out->paragraphs, (out->n + 1) * sizeof *out->paragraphs);
                                 out->paragraphs[out->n++] = cur;
                                 memset(&cur, 0, sizeof cur);
                         }
                 } else if (p[0] == ' ' || p[0] == '\t') {
                         if (!name) {
-                                rc = dl_fail(err, DL_EVERIFY, "%s:%zu: a continuation line without a field before it",
-                                             what, lineno);
+                                rc =
+                                    dl_fail(err, DL_EVERIFY,
+                                            "%s:%zu: a continuation line without a field before it",
+                                            what, lineno);
                                 goto fail;
                         }
                         if (value.len)
@@ -72,7 +76,9 @@ int dl_deb822_parse(const char *text, size_t len, const char *what, struct dl_de
                 } else {
                         const char *colon = memchr(p, ':', n);
                         if (!colon || colon == p) {
-                                rc = dl_fail(err, DL_EVERIFY, "%s:%zu: expected \"Field: value\", found a line without a field name",
+                                rc = dl_fail(err, DL_EVERIFY,
+                                             "%s:%zu: expected \"Field: value\", found a line "
+                                             "without a field name",
                                              what, lineno);
                                 goto fail;
                         }
@@ -93,7 +99,8 @@ int dl_deb822_parse(const char *text, size_t len, const char *what, struct dl_de
                 name = NULL;
         }
         if (cur.n) {
-                out->paragraphs = dl_realloc(out->paragraphs, (out->n + 1) * sizeof *out->paragraphs);
+                out->paragraphs =
+                    dl_realloc(out->paragraphs, (out->n + 1) * sizeof *out->paragraphs);
                 out->paragraphs[out->n++] = cur;
                 memset(&cur, 0, sizeof cur);
         }

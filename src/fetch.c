@@ -38,9 +38,11 @@ int dl_fetch_packages(const struct dl_spec *spec, const struct dl_mirrors *mirro
                         n_missing++;
                         continue;
                 }
-                if (p->source < 0 || (size_t)p->source >= spec->n_sources || strstr(p->filename, "..")) {
-                        rc = dl_fail(err, DL_EVERIFY, "package %s: invalid pool path %s in the index",
-                                     p->name, p->filename);
+                if (p->source < 0 || (size_t)p->source >= spec->n_sources ||
+                    strstr(p->filename, "..")) {
+                        rc = dl_fail(err, DL_EVERIFY,
+                                     "package %s: invalid pool path %s in the index", p->name,
+                                     p->filename);
                         goto out;
                 }
                 char *base = dl_mirrors_rewrite(mirrors, spec->sources[p->source].url);
@@ -50,7 +52,9 @@ int dl_fetch_packages(const struct dl_spec *spec, const struct dl_mirrors *mirro
                 free(base);
         }
         if (n_missing) {
-                rc = dl_fail(err, DL_ENETWORK, "--offline: the cache %s lacks the %zu package files listed above; run the build once without --offline",
+                rc = dl_fail(err, DL_ENETWORK,
+                             "--offline: the cache %s lacks the %zu package files listed above; "
+                             "run the build once without --offline",
                              cache->dir, n_missing);
                 goto out;
         }
@@ -60,9 +64,10 @@ int dl_fetch_packages(const struct dl_spec *spec, const struct dl_mirrors *mirro
         for (size_t j = 0; j < n_jobs; j++) {
                 const struct dl_package *p = &pkgs[which[j]];
                 if (rc == DL_OK) {
-                        char *what = dl_asprintf("package %s %s (%s)", p->name, p->version, jobs[j].url);
-                        rc = dl_cache_commit(cache, jobs[j].path, p->sha256, p->size ? p->size : UINT64_MAX,
-                                             what, err);
+                        char *what =
+                            dl_asprintf("package %s %s (%s)", p->name, p->version, jobs[j].url);
+                        rc = dl_cache_commit(cache, jobs[j].path, p->sha256,
+                                             p->size ? p->size : UINT64_MAX, what, err);
                         free(what);
                         if (rc == DL_OK) {
                                 stats->downloaded++;

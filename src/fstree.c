@@ -101,16 +101,17 @@ struct dl_node *dl_fstree_put(struct dl_fstree *t, const char *path)
         return n;
 }
 
-char *dl_fstree_normalize(const char *name, bool merged_usr, const char *what,
-                          struct dl_error *err)
+char *dl_fstree_normalize(const char *name, bool merged_usr, const char *what, struct dl_error *err)
 {
-        static const char *const merged[] = {"bin", "sbin", "lib", "lib32", "lib64", "libx32",
-                                             NULL};
+        static const char *const merged[] = {"bin",   "sbin",   "lib", "lib32",
+                                             "lib64", "libx32", NULL};
         struct dl_buf out = {0};
         const char *p = name;
 
         if (name[0] == '/') {
-                dl_fail(err, DL_EPACKAGE, "%s: the member %s has an absolute name; a package may only ship relative paths",
+                dl_fail(err, DL_EPACKAGE,
+                        "%s: the member %s has an absolute name; a package may only ship relative "
+                        "paths",
                         what, name);
                 return NULL;
         }
@@ -118,7 +119,9 @@ char *dl_fstree_normalize(const char *name, bool merged_usr, const char *what,
                 const char *slash = strchr(p, '/');
                 size_t n = slash ? (size_t)(slash - p) : strlen(p);
                 if (n == 2 && p[0] == '.' && p[1] == '.') {
-                        dl_fail(err, DL_EPACKAGE, "%s: the member %s contains a .. component, which would escape the image root",
+                        dl_fail(err, DL_EPACKAGE,
+                                "%s: the member %s contains a .. component, which would escape the "
+                                "image root",
                                 what, name);
                         dl_buf_free(&out);
                         return NULL;
@@ -145,8 +148,8 @@ char *dl_fstree_normalize(const char *name, bool merged_usr, const char *what,
 
 /* Open the directory that holds path's last component, walking from the staging root
  * without following a symlink at any step. Sets *base to that component. */
-static int open_parent(const struct dl_fstree *t, const char *path, const char **base,
-                       bool create, struct dl_error *err)
+static int open_parent(const struct dl_fstree *t, const char *path, const char **base, bool create,
+                       struct dl_error *err)
 {
         int fd = dup(t->root_fd);
         const char *p = path;
@@ -196,11 +199,14 @@ int dl_fstree_make_parents(struct dl_fstree *t, const char *path, const char *wh
                         n->owner = -1;
                         n->removed = false;
                 } else if (n->type == DL_NODE_SYMLINK) {
-                        rc = dl_fail(err, DL_EPACKAGE, "%s: %s would be written through the symlink /%s -> %s; a package may not write through a symlink",
+                        rc = dl_fail(err, DL_EPACKAGE,
+                                     "%s: %s would be written through the symlink /%s -> %s; a "
+                                     "package may not write through a symlink",
                                      what, path, copy, n->target);
                 } else if (n->type != DL_NODE_DIR) {
-                        rc = dl_fail(err, DL_EPACKAGE, "%s: %s needs /%s to be a directory, but it is a file",
-                                     what, path, copy);
+                        rc = dl_fail(err, DL_EPACKAGE,
+                                     "%s: %s needs /%s to be a directory, but it is a file", what,
+                                     path, copy);
                 }
                 *s = '/';
         }
@@ -264,8 +270,8 @@ int dl_fstree_write_file(struct dl_fstree *t, const char *path, const void *data
                 return rc;
         struct dl_node *node = dl_fstree_get(t, path);
         if (node && !node->removed && node->type == DL_NODE_DIR)
-                return dl_fail(err, DL_ESPEC, "cannot write the file /%s: the image has a directory there",
-                               path);
+                return dl_fail(err, DL_ESPEC,
+                               "cannot write the file /%s: the image has a directory there", path);
         int fd = dl_fstree_open_write(t, path, err);
         if (fd < 0)
                 return err->code;
@@ -308,7 +314,8 @@ int dl_fstree_add_symlink(struct dl_fstree *t, const char *path, const char *tar
                 return rc;
         struct dl_node *node = dl_fstree_get(t, path);
         if (node && !node->removed && node->type == DL_NODE_DIR)
-                return dl_fail(err, DL_ESPEC, "cannot create the symlink /%s: the image has a directory there",
+                return dl_fail(err, DL_ESPEC,
+                               "cannot create the symlink /%s: the image has a directory there",
                                path);
         const char *base;
         int dirfd = open_parent(t, path, &base, true, err);
@@ -341,8 +348,9 @@ int dl_fstree_add_dir(struct dl_fstree *t, const char *path, unsigned mode, unsi
                 return rc;
         struct dl_node *node = dl_fstree_get(t, path);
         if (node && !node->removed && node->type != DL_NODE_DIR)
-                return dl_fail(err, DL_ESPEC, "cannot create the directory /%s: the image has a %s there",
-                               path, node->type == DL_NODE_SYMLINK ? "symlink" : "file");
+                return dl_fail(err, DL_ESPEC,
+                               "cannot create the directory /%s: the image has a %s there", path,
+                               node->type == DL_NODE_SYMLINK ? "symlink" : "file");
         if (*path) {
                 const char *base;
                 int dirfd = open_parent(t, path, &base, true, err);

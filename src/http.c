@@ -31,8 +31,8 @@ int dl_http_global_init(struct dl_error *err)
 /* One transfer in flight: the request, its sink and its retry state. */
 struct transfer {
         const char *url;
-        const char *path;    /* write the body here, or */
-        struct dl_buf *buf;  /* into memory */
+        const char *path;   /* write the body here, or */
+        struct dl_buf *buf; /* into memory */
         FILE *fp;
         CURL *easy;
         int attempt;
@@ -128,8 +128,7 @@ static int start(const struct dl_http_options *o, CURLM *multi, struct transfer 
         return DL_OK;
 }
 
-static void finish(const struct dl_http_options *o, CURLM *multi, struct transfer *t,
-                   CURLcode code)
+static void finish(const struct dl_http_options *o, CURLM *multi, struct transfer *t, CURLcode code)
 {
         long status = 0;
         bool transient;
@@ -159,7 +158,9 @@ static void finish(const struct dl_http_options *o, CURLM *multi, struct transfe
                         snprintf(t->message, sizeof t->message, "cannot write %s: %s%s",
                                  t->path ? t->path : "the download",
                                  strerror(t->write_errno ? t->write_errno : EIO),
-                                 t->write_errno == ENOSPC ? "; free some space and run the build again" : "");
+                                 t->write_errno == ENOSPC
+                                     ? "; free some space and run the build again"
+                                     : "");
                         return;
                 }
         } else {
@@ -168,8 +169,8 @@ static void finish(const struct dl_http_options *o, CURLM *multi, struct transfe
         }
         if (transient && t->attempt < o->max_attempts) {
                 long long delay = o->backoff_ms << (t->attempt - 1);
-                dl_warn("download of %s failed (%s); retry %d of %d in %lld ms", t->url,
-                        t->message, t->attempt, o->max_attempts - 1, delay);
+                dl_warn("download of %s failed (%s); retry %d of %d in %lld ms", t->url, t->message,
+                        t->attempt, o->max_attempts - 1, delay);
                 t->not_before_ms = now_ms() + delay;
                 return;
         }
@@ -180,8 +181,7 @@ static void finish(const struct dl_http_options *o, CURLM *multi, struct transfe
                          " after %d attempts", t->attempt);
 }
 
-static int run(const struct dl_http_options *o, struct transfer *ts, size_t n,
-               struct dl_error *err)
+static int run(const struct dl_http_options *o, struct transfer *ts, size_t n, struct dl_error *err)
 {
         CURLM *multi = curl_multi_init();
         size_t active = 0, finished = 0;
@@ -192,8 +192,7 @@ static int run(const struct dl_http_options *o, struct transfer *ts, size_t n,
         curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o->max_parallel);
         while (finished < n && rc == DL_OK) {
                 long long now = now_ms();
-                for (size_t i = 0; i < n && active < (size_t)o->max_parallel && rc == DL_OK;
-                     i++) {
+                for (size_t i = 0; i < n && active < (size_t)o->max_parallel && rc == DL_OK; i++) {
                         struct transfer *t = &ts[i];
                         if (t->done || t->easy || t->not_before_ms > now)
                                 continue;
@@ -230,8 +229,8 @@ static int run(const struct dl_http_options *o, struct transfer *ts, size_t n,
         return rc;
 }
 
-int dl_http_get(const struct dl_http_options *o, const char *url, struct dl_buf *out,
-                long *status, struct dl_error *err)
+int dl_http_get(const struct dl_http_options *o, const char *url, struct dl_buf *out, long *status,
+                struct dl_error *err)
 {
         struct transfer t = {.url = url, .buf = out};
         int rc = run(o, &t, 1, err);

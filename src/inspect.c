@@ -44,7 +44,8 @@ static int read_small_members(struct image *im, struct dl_error *err)
                 return rc;
         }
         while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-                if (archive_entry_filetype(e) != AE_IFREG || archive_entry_size(e) > MAX_JSON_MEMBER)
+                if (archive_entry_filetype(e) != AE_IFREG ||
+                    archive_entry_size(e) > MAX_JSON_MEMBER)
                         continue;
                 struct dl_buf b = {0};
                 char block[65536];
@@ -65,7 +66,8 @@ static int read_small_members(struct image *im, struct dl_error *err)
 static json_t *load_blob(const struct image *im, const char *digest, struct dl_error *err)
 {
         if (!digest || strncmp(digest, "sha256:", 7) != 0) {
-                dl_fail(err, DL_EVERIFY, "%s: invalid digest %s", im->path, digest ? digest : "(none)");
+                dl_fail(err, DL_EVERIFY, "%s: invalid digest %s", im->path,
+                        digest ? digest : "(none)");
                 return NULL;
         }
         char *name = dl_asprintf("blobs/sha256/%s", digest + 7);
@@ -77,7 +79,8 @@ static json_t *load_blob(const struct image *im, const char *digest, struct dl_e
                 char hex[DL_SHA256_HEX];
                 dl_sha256_hex(m->data, m->len, hex);
                 if (strcmp(hex, digest + 7) != 0)
-                        dl_fail(err, DL_EVERIFY, "%s: the blob %s does not match its digest", im->path, name);
+                        dl_fail(err, DL_EVERIFY, "%s: the blob %s does not match its digest",
+                                im->path, name);
                 else if (!(j = json_loadb(m->data, m->len, 0, NULL)))
                         dl_fail(err, DL_EVERIFY, "%s: the blob %s is not JSON", im->path, name);
         }
@@ -107,7 +110,7 @@ static void scan_entry(struct layer_scan *s, struct archive *a, struct archive_e
         if (!archive_entry_hardlink(e)) {
                 s->files = dl_realloc(s->files, (s->n_files + 1) * sizeof *s->files);
                 s->files[s->n_files++] =
-                        (struct file_size){dl_strdup(name), (unsigned long long)archive_entry_size(e)};
+                    (struct file_size){dl_strdup(name), (unsigned long long)archive_entry_size(e)};
         }
         if (strncmp(name, "var/lib/dpkg/status.d/", 22) != 0 || strchr(name + 22, '/'))
                 return;
@@ -120,8 +123,8 @@ static void scan_entry(struct layer_scan *s, struct archive *a, struct archive_e
         size_t len = strlen(base);
         if (len > 8 && !strcmp(base + len - 8, ".md5sums")) {
                 s->md5sums = dl_realloc(s->md5sums, (s->n_md5sums + 1) * sizeof *s->md5sums);
-                s->md5sums[s->n_md5sums++] =
-                        (struct member){dl_strndup(base, len - 8), b.data ? b.data : dl_strdup(""), b.len};
+                s->md5sums[s->n_md5sums++] = (struct member){
+                    dl_strndup(base, len - 8), b.data ? b.data : dl_strdup(""), b.len};
                 return;
         }
         struct dl_deb822 d;
@@ -131,8 +134,9 @@ static void scan_entry(struct layer_scan *s, struct archive *a, struct archive_e
                         const char *pkg = dl_paragraph_get(&d.paragraphs[0], "Package");
                         const char *ver = dl_paragraph_get(&d.paragraphs[0], "Version");
                         const char *arch = dl_paragraph_get(&d.paragraphs[0], "Architecture");
-                        dl_strlist_push_owned(&s->status, dl_asprintf("%s %s %s", pkg ? pkg : base,
-                                                                       ver ? ver : "?", arch ? arch : "?"));
+                        dl_strlist_push_owned(&s->status,
+                                              dl_asprintf("%s %s %s", pkg ? pkg : base,
+                                                          ver ? ver : "?", arch ? arch : "?"));
                 }
                 dl_deb822_free(&d);
         }
@@ -169,14 +173,15 @@ static int scan_layer(const char *path, const char *member, struct layer_scan *s
                 archive_read_support_filter_all(a);
                 archive_read_support_format_tar(a);
                 if (archive_read_open(a, outer, NULL, read_outer, NULL) != ARCHIVE_OK) {
-                        rc = dl_fail(err, DL_EVERIFY, "%s: the layer %s is not a tar file", path, member);
+                        rc = dl_fail(err, DL_EVERIFY, "%s: the layer %s is not a tar file", path,
+                                     member);
                 } else {
                         struct archive_entry *le;
                         while ((r = archive_read_next_header(a, &le)) == ARCHIVE_OK)
                                 scan_entry(s, a, le);
                         if (r != ARCHIVE_EOF)
-                                rc = dl_fail(err, DL_EVERIFY, "%s: the layer %s is damaged: %s", path,
-                                             member, archive_error_string(a));
+                                rc = dl_fail(err, DL_EVERIFY, "%s: the layer %s is damaged: %s",
+                                             path, member, archive_error_string(a));
                 }
                 archive_read_free(a);
         }
@@ -220,7 +225,8 @@ static void print_sizes(const struct layer_scan *s, FILE *out)
                         while (*p == '/')
                                 p++;
                         struct file_size key = {p, 0};
-                        struct file_size *f = bsearch(&key, files, s->n_files, sizeof *files, compare_paths);
+                        struct file_size *f =
+                            bsearch(&key, files, s->n_files, sizeof *files, compare_paths);
                         if (!f) {
                                 /* md5sums keep /bin, /lib ... paths; merged /usr moved them. */
                                 char *usr = dl_asprintf("usr/%s", p);
@@ -244,7 +250,8 @@ static void print_sizes(const struct layer_scan *s, FILE *out)
         fprintf(out, "  installed bytes by package (largest first):\n");
         for (size_t i = 0; i < s->n_md5sums; i++)
                 fprintf(out, "    %12llu  %s\n", per[i].size, per[i].path);
-        fprintf(out, "    %12llu  (files no package lists: generated files, configuration)\n", other);
+        fprintf(out, "    %12llu  (files no package lists: generated files, configuration)\n",
+                other);
         fprintf(out, "    %12llu  total\n", total);
         free(per);
         free(files);
@@ -267,7 +274,8 @@ static void free_scan(struct layer_scan *s)
 static void print_config(json_t *config, FILE *out)
 {
         json_t *c = json_object_get(config, "config");
-        const char *keys[] = {"User", "WorkingDir", "Entrypoint", "Cmd", "Env", "ExposedPorts", "Labels"};
+        const char *keys[] = {"User", "WorkingDir",   "Entrypoint", "Cmd",
+                              "Env",  "ExposedPorts", "Labels"};
         fprintf(out, "  created: %s\n", json_string_value(json_object_get(config, "created")));
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
                 json_t *v = json_object_get(c, keys[i]);
@@ -285,13 +293,16 @@ static int inspect_manifest(const struct image *im, json_t *desc, bool sizes, FI
         json_t *manifest = load_blob(im, json_string_value(json_object_get(desc, "digest")), err);
         if (!manifest)
                 return err->code;
-        json_t *config = load_blob(im, json_string_value(json_object_get(json_object_get(manifest, "config"), "digest")), err);
+        json_t *config = load_blob(
+            im, json_string_value(json_object_get(json_object_get(manifest, "config"), "digest")),
+            err);
         int rc = config ? DL_OK : err->code;
         if (rc == DL_OK) {
                 const char *variant = json_string_value(json_object_get(config, "variant"));
-                fprintf(out, "platform %s/%s%s%s\n", json_string_value(json_object_get(config, "os")),
-                        json_string_value(json_object_get(config, "architecture")), variant ? "/" : "",
-                        variant ? variant : "");
+                fprintf(out, "platform %s/%s%s%s\n",
+                        json_string_value(json_object_get(config, "os")),
+                        json_string_value(json_object_get(config, "architecture")),
+                        variant ? "/" : "", variant ? variant : "");
                 print_config(config, out);
                 json_t *layers = json_object_get(manifest, "layers");
                 for (size_t i = 0; i < json_array_size(layers) && rc == DL_OK; i++) {
@@ -330,23 +341,29 @@ int dl_inspect(const char *path, bool sizes, FILE *out, struct dl_error *err)
         if (rc == DL_OK) {
                 const struct member *m = find(&im, "index.json");
                 if (!m || !(index = json_loadb(m->data, m->len, 0, NULL)))
-                        rc = dl_fail(err, DL_EVERIFY, "%s has no readable index.json; is it an OCI image tarball?", path);
+                        rc = dl_fail(err, DL_EVERIFY,
+                                     "%s has no readable index.json; is it an OCI image tarball?",
+                                     path);
         }
         json_t *mans = index ? json_object_get(index, "manifests") : NULL;
         for (size_t i = 0; rc == DL_OK && i < json_array_size(mans); i++) {
                 json_t *d = json_array_get(mans, i);
-                const char *ref = json_string_value(json_object_get(json_object_get(d, "annotations"), "org.opencontainers.image.ref.name"));
-                fprintf(out, "image %s (%s)\n", ref ? ref : "(no name)", json_string_value(json_object_get(d, "digest")));
+                const char *ref = json_string_value(json_object_get(
+                    json_object_get(d, "annotations"), "org.opencontainers.image.ref.name"));
+                fprintf(out, "image %s (%s)\n", ref ? ref : "(no name)",
+                        json_string_value(json_object_get(d, "digest")));
                 const char *type = json_string_value(json_object_get(d, "mediaType"));
                 if (type && strstr(type, "index")) {
-                        nested = load_blob(&im, json_string_value(json_object_get(d, "digest")), err);
+                        nested =
+                            load_blob(&im, json_string_value(json_object_get(d, "digest")), err);
                         if (!nested) {
                                 rc = err->code;
                                 break;
                         }
                         json_t *inner = json_object_get(nested, "manifests");
                         for (size_t k = 0; k < json_array_size(inner) && rc == DL_OK; k++)
-                                rc = inspect_manifest(&im, json_array_get(inner, k), sizes, out, err);
+                                rc = inspect_manifest(&im, json_array_get(inner, k), sizes, out,
+                                                      err);
                         json_decref(nested);
                 } else {
                         rc = inspect_manifest(&im, d, sizes, out, err);

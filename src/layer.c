@@ -77,7 +77,8 @@ static la_ssize_t sink_write(struct archive *a, void *user, const void *data, si
                 if (g->in.len == GROUP_MAX) {
                         g->closed = true;
                         if (s->batch_bytes >= BATCH_BYTES && flush_batch(s, false) != 0) {
-                                archive_set_error(a, s->error ? s->error : EIO, "cannot write the layer");
+                                archive_set_error(a, s->error ? s->error : EIO,
+                                                  "cannot write the layer");
                                 return -1;
                         }
                 }
@@ -108,8 +109,8 @@ static bool load_cached(const struct sink *s, struct group *g)
         /* The gzip trailer holds the size of the uncompressed data; a mismatch means a
          * damaged entry, which is compressed again. */
         const unsigned char *t = (const unsigned char *)b.data + b.len - 4;
-        uint32_t isize = (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 |
-                         (uint32_t)t[3] << 24;
+        uint32_t isize =
+            (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
         if (isize != (uint32_t)g->in.len) {
                 dl_buf_free(&b);
                 return false;
@@ -146,8 +147,8 @@ static void *compress_worker(void *arg)
                         continue;
                 size_t bound = libdeflate_gzip_compress_bound(c, g->in.len);
                 g->out = dl_malloc(bound);
-                g->out_len = c ? libdeflate_gzip_compress(c, g->in.data ? g->in.data : "", g->in.len,
-                                                          g->out, bound)
+                g->out_len = c ? libdeflate_gzip_compress(c, g->in.data ? g->in.data : "",
+                                                          g->in.len, g->out, bound)
                                : 0;
                 /* libdeflate writes OS 255 (unknown); use 3 (Unix), as gzip -n does. The
                  * header has no checksum (no FHCRC), so the byte may change. */
@@ -298,12 +299,14 @@ static int write_entry(struct archive *a, struct archive_entry *e, const struct 
         while (left > 0) {
                 ssize_t r = read(fd, block, left < sizeof block ? (size_t)left : sizeof block);
                 if (r <= 0) {
-                        rc = dl_fail(err, DL_EIO, "the staged file /%s changed size while writing the layer",
+                        rc = dl_fail(err, DL_EIO,
+                                     "the staged file /%s changed size while writing the layer",
                                      n->path);
                         break;
                 }
                 if (archive_write_data(a, block, (size_t)r) != r) {
-                        rc = dl_fail(err, DL_EIO, "cannot write the layer: %s", archive_error_string(a));
+                        rc = dl_fail(err, DL_EIO, "cannot write the layer: %s",
+                                     archive_error_string(a));
                         break;
                 }
                 left -= (uint64_t)r;
@@ -352,14 +355,16 @@ int dl_layer_write_with(const struct dl_fstree *t, long long epoch, const char *
         archive_write_set_format_pax_restricted(a);
         archive_write_set_bytes_per_block(a, 0);
         if (archive_write_open2(a, s, NULL, sink_write, NULL, NULL) != ARCHIVE_OK) {
-                rc = dl_fail(err, DL_EINTERNAL, "cannot start the layer: %s", archive_error_string(a));
+                rc = dl_fail(err, DL_EINTERNAL, "cannot start the layer: %s",
+                             archive_error_string(a));
                 goto out;
         }
         nodes = dl_fstree_sorted(t, &n);
         for (size_t i = 0; i < n && rc == DL_OK; i++) {
                 rc = write_entry(a, e, t, nodes[i], epoch, err);
                 if (rc == DL_OK && archive_write_finish_entry(a) != ARCHIVE_OK)
-                        rc = dl_fail(err, DL_EIO, "cannot write the layer: %s", archive_error_string(a));
+                        rc = dl_fail(err, DL_EIO, "cannot write the layer: %s",
+                                     archive_error_string(a));
                 if (rc == DL_OK && end_entry(s, nodes[i]->path) != 0)
                         rc = dl_fail_errno(err, s->error ? s->error : EIO, "cannot write", path);
         }

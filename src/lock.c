@@ -115,7 +115,8 @@ int dl_lock_write(const char *path, const struct dl_spec *spec,
                 json_t *j = json_object(), *rels = json_array(), *idx = json_array();
                 const char *last = strrchr(s->url, '/');
                 json_object_set_new(j, "url", json_string(s->url));
-                json_object_set_new(j, "snapshot", s->snapshot_time >= 0 ? json_string(last + 1) : json_null());
+                json_object_set_new(j, "snapshot",
+                                    s->snapshot_time >= 0 ? json_string(last + 1) : json_null());
                 /* Releases are the same for every architecture; indexes are not. */
                 for (size_t k = 0; n > 0 && k < archs[0].sources->n_releases; k++) {
                         const struct dl_release *r = &archs[0].sources->releases[k];
@@ -123,7 +124,8 @@ int dl_lock_write(const char *path, const struct dl_spec *spec,
                                 continue;
                         json_t *rj = json_object();
                         json_object_set_new(rj, "suite", json_string(r->spec_suite));
-                        json_object_set_new(rj, "inrelease_sha256", json_string(r->inrelease_sha256));
+                        json_object_set_new(rj, "inrelease_sha256",
+                                            json_string(r->inrelease_sha256));
                         json_object_set_new(rj, "date", time_or_null(r->date));
                         json_array_append_new(rels, rj);
                 }
@@ -191,7 +193,9 @@ static int read_packages(const char *path, const struct dl_spec *spec, json_t *l
                 int source = source_index(spec, src);
                 if (!name || !version || !arch || !file || !sha || !dl_is_sha256_hex(sha) ||
                     !json_is_integer(size) || json_integer_value(size) < 0 || strstr(file, ".."))
-                        return dl_fail(err, DL_ESPEC, "%s: package entry %zu is incomplete or invalid; run distill lock again",
+                        return dl_fail(err, DL_ESPEC,
+                                       "%s: package entry %zu is incomplete or invalid; run "
+                                       "distill lock again",
                                        path, i + 1);
                 struct dl_package *pkg = &res->packages[res->n_packages++];
                 pkg->name = dl_strdup(name);
@@ -223,16 +227,18 @@ int dl_lock_read(const char *path, const struct dl_spec *spec, struct dl_lock *o
         }
         json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
         if (!root)
-                return dl_fail(err, DL_ESPEC, "%s:%d:%d: invalid lock file: %s; run distill lock again",
-                               path, je.line, je.column, je.text);
+                return dl_fail(err, DL_ESPEC,
+                               "%s:%d:%d: invalid lock file: %s; run distill lock again", path,
+                               je.line, je.column, je.text);
         json_t *ver = json_object_get(root, "lock_version");
         const char *digest = get_str(root, "inputs_sha256");
         json_t *inputs = json_object_get(root, "inputs");
         json_t *archs = json_object_get(root, "architectures");
         if (!json_is_integer(ver) || json_integer_value(ver) != LOCK_VERSION || !digest ||
             !json_is_object(inputs) || !json_is_object(archs)) {
-                rc = dl_fail(err, DL_ESPEC, "%s: not a lock file of version %d; run distill lock again",
-                             path, LOCK_VERSION);
+                rc = dl_fail(err, DL_ESPEC,
+                             "%s: not a lock file of version %d; run distill lock again", path,
+                             LOCK_VERSION);
                 goto out;
         }
         out->inputs_digest = dl_strdup(digest);
@@ -243,7 +249,8 @@ int dl_lock_read(const char *path, const struct dl_spec *spec, struct dl_lock *o
         json_object_foreach(archs, key, list)
         {
                 if (!json_is_array(list)) {
-                        rc = dl_fail(err, DL_ESPEC, "%s: architectures.%s is not a list; run distill lock again",
+                        rc = dl_fail(err, DL_ESPEC,
+                                     "%s: architectures.%s is not a list; run distill lock again",
                                      path, key);
                         goto out;
                 }
@@ -264,19 +271,20 @@ int dl_lock_read(const char *path, const struct dl_spec *spec, struct dl_lock *o
                                 continue;
                         long long t = -1;
                         int y, mo, d, h, mi, sec;
-                        if (sscanf(date, "%4d-%2d-%2dT%2d:%2d:%2dZ", &y, &mo, &d, &h, &mi, &sec) == 6) {
+                        if (sscanf(date, "%4d-%2d-%2dT%2d:%2d:%2dZ", &y, &mo, &d, &h, &mi, &sec) ==
+                            6) {
                                 char snap[17];
-                                snprintf(snap, sizeof snap, "%04d%02d%02dT%02d%02d%02dZ", y, mo, d, h,
-                                         mi, sec);
+                                snprintf(snap, sizeof snap, "%04d%02d%02dT%02d%02d%02dZ", y, mo, d,
+                                         h, mi, sec);
                                 t = dl_parse_snapshot_time(snap);
                         }
                         if (t > out->newest_date)
                                 out->newest_date = t;
-                        out->release_dates.v = dl_realloc(out->release_dates.v,
-                                                          (out->release_dates.n + 1) *
-                                                                  sizeof *out->release_dates.v);
-                        out->release_dates.v[out->release_dates.n++] =
-                                (struct dl_keyval){dl_asprintf("%s %s", url, suite), dl_asprintf("%lld", t)};
+                        out->release_dates.v =
+                            dl_realloc(out->release_dates.v,
+                                       (out->release_dates.n + 1) * sizeof *out->release_dates.v);
+                        out->release_dates.v[out->release_dates.n++] = (struct dl_keyval){
+                            dl_asprintf("%s %s", url, suite), dl_asprintf("%lld", t)};
                 }
         }
 out:
@@ -335,8 +343,8 @@ static void describe_limits(struct dl_buf *b, json_t *then, json_t *now)
         {
                 json_t *old = json_object_get(then, key);
                 if (!old || !json_equal(old, v))
-                        dl_buf_printf(b, "%sthe spec limits package %s to %s", b->len ? "; " : "", key,
-                                      json_string_value(v));
+                        dl_buf_printf(b, "%sthe spec limits package %s to %s", b->len ? "; " : "",
+                                      key, json_string_value(v));
         }
         json_object_foreach(then, key, v)
         {

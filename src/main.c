@@ -15,47 +15,47 @@
 #define DISTILL_VERSION "0.1.0"
 
 static const char usage_text[] =
-        "usage: distill build SPEC [options]\n"
-        "       distill lock SPEC [--check] [options]\n"
-        "       distill why SPEC PACKAGE [options]\n"
-        "       distill inspect IMAGE.tar [--sizes]\n"
-        "       distill --help | --version\n"
-        "\n"
-        "build: build an OCI image tarball from the Debian packages a spec names.\n"
-        "lock:  resolve every architecture and write SPEC.lock.json beside the spec;\n"
-        "       --check compares the spec with the lock without the network.\n"
-        "why:   print the dependency chain that pulled PACKAGE in, per architecture.\n"
-        "inspect: print an image's platforms, config, layers and packages; --sizes adds\n"
-        "       each package's installed bytes, largest first.\n"
-        "\n"
-        "Options:\n"
-        "  -o, --output FILE     write the image to FILE (default: ./NAME.tar)\n"
-        "  -t, --tag NAME:TAG    image reference in index.json and manifest.json\n"
-        "                        (default: the spec's name and latest)\n"
-        "      --cache DIR       content-addressed download cache\n"
-        "                        (default: $XDG_CACHE_HOME/distill or ~/.cache/distill)\n"
-        "      --mirror FROM=TO  fetch source URLs that start with FROM from TO instead;\n"
-        "                        repeatable; DISTILL_MIRROR holds more pairs, space-separated\n"
-        "      --rootfs DIR      keep the staging root file system in DIR (new or empty)\n"
-        "  -j, --jobs N          parallel downloads (default: 4)\n"
-        "      --locked          fail unless SPEC.lock.json exists and matches the spec\n"
-        "      --offline         build from the cache and the lock alone\n"
-        "      --no-lock         resolve afresh even when SPEC.lock.json matches\n"
-        "      --sbom FILE       also write a software bill of materials to FILE\n"
-        "      --sbom-format F   spdx (SPDX 2.3 JSON, the default) or cyclonedx (1.5 JSON)\n"
-        "      --platform ARCH   the architecture manifest.json lists (default: the first)\n"
-        "      --json            print the result as JSON on stdout\n"
-        "  -q, --quiet           print only warnings and errors\n"
-        "  -v, --verbose         print debugging messages\n"
-        "\n"
-        "Environment: SOURCE_DATE_EPOCH (seconds) overrides the image time;\n"
-        "DISTILL_HTTP_TIMEOUT (seconds) sets how long a stalled download waits.\n"
-        "\n"
-        "Exit status:\n"
-        "  0 success            1 internal error       2 usage error\n"
-        "  3 invalid spec       4 network error        5 verification failed\n"
-        "  6 unsatisfiable      7 package rejected     8 local I/O error\n"
-        "  9 lock file missing or stale\n";
+    "usage: distill build SPEC [options]\n"
+    "       distill lock SPEC [--check] [options]\n"
+    "       distill why SPEC PACKAGE [options]\n"
+    "       distill inspect IMAGE.tar [--sizes]\n"
+    "       distill --help | --version\n"
+    "\n"
+    "build: build an OCI image tarball from the Debian packages a spec names.\n"
+    "lock:  resolve every architecture and write SPEC.lock.json beside the spec;\n"
+    "       --check compares the spec with the lock without the network.\n"
+    "why:   print the dependency chain that pulled PACKAGE in, per architecture.\n"
+    "inspect: print an image's platforms, config, layers and packages; --sizes adds\n"
+    "       each package's installed bytes, largest first.\n"
+    "\n"
+    "Options:\n"
+    "  -o, --output FILE     write the image to FILE (default: ./NAME.tar)\n"
+    "  -t, --tag NAME:TAG    image reference in index.json and manifest.json\n"
+    "                        (default: the spec's name and latest)\n"
+    "      --cache DIR       content-addressed download cache\n"
+    "                        (default: $XDG_CACHE_HOME/distill or ~/.cache/distill)\n"
+    "      --mirror FROM=TO  fetch source URLs that start with FROM from TO instead;\n"
+    "                        repeatable; DISTILL_MIRROR holds more pairs, space-separated\n"
+    "      --rootfs DIR      keep the staging root file system in DIR (new or empty)\n"
+    "  -j, --jobs N          parallel downloads (default: 4)\n"
+    "      --locked          fail unless SPEC.lock.json exists and matches the spec\n"
+    "      --offline         build from the cache and the lock alone\n"
+    "      --no-lock         resolve afresh even when SPEC.lock.json matches\n"
+    "      --sbom FILE       also write a software bill of materials to FILE\n"
+    "      --sbom-format F   spdx (SPDX 2.3 JSON, the default) or cyclonedx (1.5 JSON)\n"
+    "      --platform ARCH   the architecture manifest.json lists (default: the first)\n"
+    "      --json            print the result as JSON on stdout\n"
+    "  -q, --quiet           print only warnings and errors\n"
+    "  -v, --verbose         print debugging messages\n"
+    "\n"
+    "Environment: SOURCE_DATE_EPOCH (seconds) overrides the image time;\n"
+    "DISTILL_HTTP_TIMEOUT (seconds) sets how long a stalled download waits.\n"
+    "\n"
+    "Exit status:\n"
+    "  0 success            1 internal error       2 usage error\n"
+    "  3 invalid spec       4 network error        5 verification failed\n"
+    "  6 unsatisfiable      7 package rejected     8 local I/O error\n"
+    "  9 lock file missing or stale\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -85,18 +85,24 @@ enum command { CMD_BUILD, CMD_LOCK, CMD_WHY };
 
 static int run_command(enum command cmd, int argc, char **argv)
 {
-        static const struct option longopts[] = {
-                {"output", required_argument, NULL, 'o'}, {"tag", required_argument, NULL, 't'},
-                {"cache", required_argument, NULL, 'C'},  {"mirror", required_argument, NULL, 'M'},
-                {"rootfs", required_argument, NULL, 'R'}, {"jobs", required_argument, NULL, 'j'},
-                {"json", no_argument, NULL, 'J'},         {"quiet", no_argument, NULL, 'q'},
-                {"verbose", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
-                {"locked", no_argument, NULL, 'L'},       {"offline", no_argument, NULL, 'O'},
-                {"platform", required_argument, NULL, 'P'}, {"check", no_argument, NULL, 'K'},
-                {"no-lock", no_argument, NULL, 'N'},
-                {"sbom", required_argument, NULL, 'S'},
-                {"sbom-format", required_argument, NULL, 'F'},
-                {NULL, 0, NULL, 0}};
+        static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
+                                                 {"tag", required_argument, NULL, 't'},
+                                                 {"cache", required_argument, NULL, 'C'},
+                                                 {"mirror", required_argument, NULL, 'M'},
+                                                 {"rootfs", required_argument, NULL, 'R'},
+                                                 {"jobs", required_argument, NULL, 'j'},
+                                                 {"json", no_argument, NULL, 'J'},
+                                                 {"quiet", no_argument, NULL, 'q'},
+                                                 {"verbose", no_argument, NULL, 'v'},
+                                                 {"help", no_argument, NULL, 'h'},
+                                                 {"locked", no_argument, NULL, 'L'},
+                                                 {"offline", no_argument, NULL, 'O'},
+                                                 {"platform", required_argument, NULL, 'P'},
+                                                 {"check", no_argument, NULL, 'K'},
+                                                 {"no-lock", no_argument, NULL, 'N'},
+                                                 {"sbom", required_argument, NULL, 'S'},
+                                                 {"sbom-format", required_argument, NULL, 'F'},
+                                                 {NULL, 0, NULL, 0}};
         bool check = false, sbom_format_set = false;
         struct dl_build_options o = {0};
         struct dl_error err = {0};
@@ -201,7 +207,8 @@ static int run_command(enum command cmd, int argc, char **argv)
         const char *timeout = getenv("DISTILL_HTTP_TIMEOUT");
         if (timeout && (strspn(timeout, "0123456789") != strlen(timeout) || atol(timeout) < 1)) {
                 dl_mirrors_free(&o.mirrors);
-                return usage_error("DISTILL_HTTP_TIMEOUT=%s: expected a positive number of seconds", timeout);
+                return usage_error("DISTILL_HTTP_TIMEOUT=%s: expected a positive number of seconds",
+                                   timeout);
         }
         if ((rc = dl_mirrors_add_env(&o.mirrors, getenv("DISTILL_MIRROR"), &err))) {
                 dl_log(DL_LOG_ERROR, "%s", err.msg);
@@ -240,7 +247,8 @@ static int cmd_inspect(int argc, char **argv)
                 if (!strcmp(argv[i], "--sizes"))
                         sizes = true;
                 else if (argv[i][0] == '-' || path)
-                        return usage_error("inspect takes one image file and --sizes, not %s", argv[i]);
+                        return usage_error("inspect takes one image file and --sizes, not %s",
+                                           argv[i]);
                 else
                         path = argv[i];
         }

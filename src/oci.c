@@ -12,19 +12,19 @@
 
 #include "distill/cleanup.h"
 
-#define MT_INDEX "application/vnd.oci.image.index.v1+json"
-#define MT_MANIFEST "application/vnd.oci.image.manifest.v1+json"
-#define MT_CONFIG "application/vnd.oci.image.config.v1+json"
+#define MT_INDEX      "application/vnd.oci.image.index.v1+json"
+#define MT_MANIFEST   "application/vnd.oci.image.manifest.v1+json"
+#define MT_CONFIG     "application/vnd.oci.image.config.v1+json"
 #define MT_LAYER_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
 
 void dl_oci_platform(const char *debian_arch, const char **arch, const char **variant)
 {
         static const char *const map[][3] = {
-                {"amd64", "amd64", NULL},       {"arm64", "arm64", "v8"},
-                {"armhf", "arm", "v7"},         {"armel", "arm", "v5"},
-                {"i386", "386", NULL},          {"ppc64el", "ppc64le", NULL},
-                {"s390x", "s390x", NULL},       {"mips64el", "mips64le", NULL},
-                {"riscv64", "riscv64", NULL},   {"loong64", "loong64", NULL},
+            {"amd64", "amd64", NULL},     {"arm64", "arm64", "v8"},
+            {"armhf", "arm", "v7"},       {"armel", "arm", "v5"},
+            {"i386", "386", NULL},        {"ppc64el", "ppc64le", NULL},
+            {"s390x", "s390x", NULL},     {"mips64el", "mips64le", NULL},
+            {"riscv64", "riscv64", NULL}, {"loong64", "loong64", NULL},
         };
         for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
                 if (strcmp(map[i][0], debian_arch) == 0) {
@@ -67,7 +67,9 @@ static char *config_json(const struct dl_oci_input *in, const struct dl_oci_imag
         dl_oci_platform(im->arch, &arch, &variant);
         dl_format_rfc3339(in->epoch, created);
         if (!has_path)
-                json_array_append_new(env, json_string("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+                json_array_append_new(
+                    env, json_string(
+                             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
         for (size_t i = 0; i < img->env.n; i++) {
                 char *kv = dl_asprintf("%s=%s", img->env.v[i].key, img->env.v[i].value);
                 json_array_append_new(env, json_string(kv));
@@ -90,8 +92,9 @@ static char *config_json(const struct dl_oci_input *in, const struct dl_oci_imag
         if (img->expose.n) {
                 json_t *ports = json_object();
                 for (size_t i = 0; i < img->expose.n; i++) {
-                        char *p = strchr(img->expose.v[i], '/') ? dl_strdup(img->expose.v[i])
-                                                                 : dl_asprintf("%s/tcp", img->expose.v[i]);
+                        char *p = strchr(img->expose.v[i], '/')
+                                      ? dl_strdup(img->expose.v[i])
+                                      : dl_asprintf("%s/tcp", img->expose.v[i]);
                         json_object_set_new(ports, p, json_object());
                         free(p);
                 }
@@ -224,7 +227,8 @@ static void make_platform(const struct dl_oci_input *in, const struct dl_oci_ima
         json_object_set_new(manifest, "mediaType", json_string(MT_MANIFEST));
         json_object_set_new(manifest, "config",
                             descriptor(MT_CONFIG, out->config_hex, strlen(out->config)));
-        json_array_append_new(layers, descriptor(MT_LAYER_GZIP, im->layer->digest, im->layer->size));
+        json_array_append_new(layers,
+                              descriptor(MT_LAYER_GZIP, im->layer->digest, im->layer->size));
         json_object_set_new(manifest, "layers", layers);
         json_object_set_new(ann, "org.opencontainers.image.created", json_string(created));
         json_object_set_new(manifest, "annotations", ann);
@@ -338,12 +342,15 @@ int dl_oci_write(const struct dl_oci_input *in, const char *output, struct dl_oc
         memset(out, 0, sizeof *out);
         for (size_t i = 0; i < n_images; i++) {
                 make_platform(in, &images[i], &blobs[i]);
-                push_member(&members, &n_members, dl_asprintf("blobs/sha256/%s", blobs[i].config_hex),
-                            blobs[i].config, strlen(blobs[i].config), NULL, 0);
-                push_member(&members, &n_members, dl_asprintf("blobs/sha256/%s", blobs[i].manifest_hex),
+                push_member(&members, &n_members,
+                            dl_asprintf("blobs/sha256/%s", blobs[i].config_hex), blobs[i].config,
+                            strlen(blobs[i].config), NULL, 0);
+                push_member(&members, &n_members,
+                            dl_asprintf("blobs/sha256/%s", blobs[i].manifest_hex),
                             blobs[i].manifest, strlen(blobs[i].manifest), NULL, 0);
-                push_member(&members, &n_members, dl_asprintf("blobs/sha256/%s", images[i].layer->digest),
-                            NULL, 0, images[i].layer_path, images[i].layer->size);
+                push_member(&members, &n_members,
+                            dl_asprintf("blobs/sha256/%s", images[i].layer->digest), NULL, 0,
+                            images[i].layer_path, images[i].layer->size);
         }
         json_t *top;
         if (in->n_images == 0) {
@@ -387,8 +394,10 @@ int dl_oci_write(const struct dl_oci_input *in, const char *output, struct dl_oc
         static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
         push_member(&members, &n_members, dl_strdup("blobs/"), NULL, 0, NULL, 0);
         push_member(&members, &n_members, dl_strdup("blobs/sha256/"), NULL, 0, NULL, 0);
-        push_member(&members, &n_members, dl_strdup("index.json"), index_s, strlen(index_s), NULL, 0);
-        push_member(&members, &n_members, dl_strdup("manifest.json"), docker_s, strlen(docker_s), NULL, 0);
+        push_member(&members, &n_members, dl_strdup("index.json"), index_s, strlen(index_s), NULL,
+                    0);
+        push_member(&members, &n_members, dl_strdup("manifest.json"), docker_s, strlen(docker_s),
+                    NULL, 0);
         push_member(&members, &n_members, dl_strdup("oci-layout"), layout, strlen(layout), NULL, 0);
         qsort(members, n_members, sizeof *members, compare_members);
         rc = write_tar(output, members, n_members, in->epoch, &out->size, err);

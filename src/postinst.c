@@ -35,8 +35,9 @@ int dl_postinst_ca_certificates(struct dl_fstree *t, long long epoch, bool *made
         for (size_t i = 0; i < t->n_nodes; i++) {
                 const struct dl_node *n = t->nodes[i];
                 size_t len = strlen(n->path);
-                if (!n->removed && n->type == DL_NODE_FILE && !strncmp(n->path, prefix, sizeof prefix - 1) &&
-                    len > 4 && !strcmp(n->path + len - 4, ".crt"))
+                if (!n->removed && n->type == DL_NODE_FILE &&
+                    !strncmp(n->path, prefix, sizeof prefix - 1) && len > 4 &&
+                    !strcmp(n->path + len - 4, ".crt"))
                         dl_strlist_push(&certs, n->path);
         }
         if (certs.n == 0)
@@ -74,7 +75,8 @@ int dl_postinst_ca_certificates(struct dl_fstree *t, long long epoch, bool *made
                         free(hash_target);
                         free(name);
                 } else if (rc == DL_OK) {
-                        dl_warn("ca-certificates: /%s holds no PEM certificate; it is in the bundle but has no hash link",
+                        dl_warn("ca-certificates: /%s holds no PEM certificate; it is in the "
+                                "bundle but has no hash link",
                                 certs.v[i]);
                 }
                 free(stem);
@@ -86,7 +88,8 @@ int dl_postinst_ca_certificates(struct dl_fstree *t, long long epoch, bool *made
                 rc = dl_fstree_write_file(t, "etc/ssl/certs/ca-certificates.crt", bundle.data,
                                           bundle.len, 0644, 0, 0, epoch, err);
         if (rc == DL_OK) {
-                dl_info("ca-certificates: wrote /etc/ssl/certs/ca-certificates.crt with %zu certificates",
+                dl_info("ca-certificates: wrote /etc/ssl/certs/ca-certificates.crt with %zu "
+                        "certificates",
                         certs.n);
                 *made = true;
         }
@@ -106,15 +109,18 @@ int dl_postinst_timezone(struct dl_fstree *t, long long epoch, struct dl_error *
                 return DL_OK;
         rc = dl_fstree_add_symlink(t, "etc/localtime", "/usr/share/zoneinfo/Etc/UTC", epoch, err);
         if (rc == DL_OK)
-                rc = dl_fstree_write_file(t, "etc/timezone", "Etc/UTC\n", 8, 0644, 0, 0, epoch, err);
+                rc =
+                    dl_fstree_write_file(t, "etc/timezone", "Etc/UTC\n", 8, 0644, 0, 0, epoch, err);
         return rc;
 }
 
 /* Debian release numbers by codename, for os-release without base-files. */
 static const char *debian_version_of(const char *codename)
 {
-        static const char *const map[][2] = {{"buster", "10"}, {"bullseye", "11"},
-                                             {"bookworm", "12"}, {"trixie", "13"},
+        static const char *const map[][2] = {{"buster", "10"},
+                                             {"bullseye", "11"},
+                                             {"bookworm", "12"},
+                                             {"trixie", "13"},
                                              {"forky", "14"}};
         for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
                 if (!strcmp(map[i][0], codename))
@@ -146,8 +152,9 @@ static char *os_release_value(const char *text, const char *key)
 int dl_postinst_os_release(struct dl_fstree *t, const struct dl_spec *spec, long long epoch,
                            struct dl_error *err)
 {
-        static const char *const keep[] = {"NAME", "VERSION_ID", "VERSION", "VERSION_CODENAME",
-                                           "ID", "HOME_URL", "SUPPORT_URL", "BUG_REPORT_URL", NULL};
+        static const char *const keep[] = {"NAME", "VERSION_ID", "VERSION",     "VERSION_CODENAME",
+                                           "ID",   "HOME_URL",   "SUPPORT_URL", "BUG_REPORT_URL",
+                                           NULL};
         struct dl_buf packaged = {0}, out = {0};
         const struct dl_node *base = dl_fstree_get(t, "usr/lib/os-release");
         int rc = DL_OK;
@@ -173,23 +180,26 @@ int dl_postinst_os_release(struct dl_fstree *t, const struct dl_spec *spec, long
         } else {
                 const char *version = debian_version_of(suite);
                 if (version)
-                        dl_buf_printf(&out, "PRETTY_NAME=\"Distroless %s (Debian GNU/Linux %s (%s))\"\n",
+                        dl_buf_printf(&out,
+                                      "PRETTY_NAME=\"Distroless %s (Debian GNU/Linux %s (%s))\"\n",
                                       spec->name, version, suite);
                 else
                         dl_buf_printf(&out, "PRETTY_NAME=\"Distroless %s (Debian GNU/Linux %s)\"\n",
                                       spec->name, suite);
                 dl_buf_puts(&out, "NAME=\"Debian GNU/Linux\"\nID=debian\n");
                 if (version)
-                        dl_buf_printf(&out, "VERSION_ID=\"%s\"\nVERSION=\"%s (%s)\"\n", version, version,
-                                      suite);
+                        dl_buf_printf(&out, "VERSION_ID=\"%s\"\nVERSION=\"%s (%s)\"\n", version,
+                                      version, suite);
                 dl_buf_printf(&out, "VERSION_CODENAME=%s\n", suite);
                 dl_buf_puts(&out, "HOME_URL=\"https://www.debian.org/\"\n");
         }
         dl_buf_printf(&out, "VARIANT=\"distroless\"\nVARIANT_ID=%s\n", spec->name);
-        rc = dl_fstree_write_file(t, "usr/lib/os-release", out.data, out.len, 0644, 0, 0, epoch, err);
+        rc = dl_fstree_write_file(t, "usr/lib/os-release", out.data, out.len, 0644, 0, 0, epoch,
+                                  err);
         const struct dl_node *link = dl_fstree_get(t, "etc/os-release");
         if (rc == DL_OK && !(link && !link->removed))
-                rc = dl_fstree_add_symlink(t, "etc/os-release", "../usr/lib/os-release", epoch, err);
+                rc =
+                    dl_fstree_add_symlink(t, "etc/os-release", "../usr/lib/os-release", epoch, err);
 out:
         free(suite);
         dl_buf_free(&packaged);
@@ -213,8 +223,8 @@ int dl_postinst_nsswitch(struct dl_fstree *t, long long epoch, struct dl_error *
         const struct dl_node *have = dl_fstree_get(t, "etc/nsswitch.conf");
         if (have && !have->removed)
                 return DL_OK;
-        return dl_fstree_write_file(t, "etc/nsswitch.conf", text, sizeof text - 1, 0644, 0, 0, epoch,
-                                    err);
+        return dl_fstree_write_file(t, "etc/nsswitch.conf", text, sizeof text - 1, 0644, 0, 0,
+                                    epoch, err);
 }
 
 static bool live_node(const struct dl_fstree *t, const char *abs)
@@ -250,7 +260,8 @@ static void report_line(const struct dl_fstree *t, const struct dl_spec *spec, c
                 char *link = nth_operand(strstr(p, "--install") + 9, 0);
                 char *target = nth_operand(strstr(p, "--install") + 9, 2);
                 if (link && link[0] == '/' && !live_node(t, link)) {
-                        dl_warn("%s: its postinst runs update-alternatives for %s -> %s, which the image lacks; declare it under symlinks if the image needs it",
+                        dl_warn("%s: its postinst runs update-alternatives for %s -> %s, which the "
+                                "image lacks; declare it under symlinks if the image needs it",
                                 pkg, link, target ? target : "?");
                         (*count)++;
                 }
@@ -258,11 +269,13 @@ static void report_line(const struct dl_fstree *t, const struct dl_spec *spec, c
                 free(target);
         } else if (strstr(line, "adduser ") || strstr(line, "useradd ") ||
                    strstr(line, "addgroup ") || strstr(line, "groupadd ")) {
-                dl_warn("%s: its maintainer scripts create accounts (%.80s); declare the ones the image needs under accounts",
+                dl_warn("%s: its maintainer scripts create accounts (%.80s); declare the ones the "
+                        "image needs under accounts",
                         pkg, line);
                 (*count)++;
         } else if ((p = strstr(line, "setcap ")) != NULL) {
-                dl_warn("%s: its postinst sets file capabilities (%.80s), which the image does not carry; run the program with the capability granted by the runtime",
+                dl_warn("%s: its postinst sets file capabilities (%.80s), which the image does not "
+                        "carry; run the program with the capability granted by the runtime",
                         pkg, p);
                 (*count)++;
         } else if ((p = strstr(line, "mkdir ")) || (p = strstr(line, "install -d "))) {
@@ -270,7 +283,7 @@ static void report_line(const struct dl_fstree *t, const struct dl_spec *spec, c
                 char *copy = dl_strdup(p);
                 char *save = NULL;
                 /* The last absolute operand is the directory: "mkdir -m $(stat ... /usr/local)
-                         * /usr/local/share/x" names the one it creates last. */
+                 * /usr/local/share/x" names the one it creates last. */
                 for (char *w = strtok_r(copy, " \t;", &save); w; w = strtok_r(NULL, " \t;", &save))
                         if (w[0] == '/' && !strpbrk(w, "()$`\"'")) {
                                 free(dir);
@@ -282,7 +295,9 @@ static void report_line(const struct dl_fstree *t, const struct dl_spec *spec, c
                         for (size_t i = 0; i < spec->n_directories && !declared; i++)
                                 declared = !strcmp(spec->directories[i].path, dir);
                         if (!declared) {
-                                dl_warn("%s: its maintainer scripts create the directory %s, which the image lacks; declare it under directories if the image needs it",
+                                dl_warn("%s: its maintainer scripts create the directory %s, which "
+                                        "the image lacks; declare it under directories if the "
+                                        "image needs it",
                                         pkg, dir);
                                 (*count)++;
                         }
@@ -324,7 +339,8 @@ static void report_php_modules(const struct dl_fstree *t, const char *pkg, const
                 if (!php_module_enabled(t, w))
                         dl_buf_printf(&off, "%s%s", off.len ? ", " : "", w);
         if (off.len) {
-                dl_info("%s: its postinst would enable %s (phpenmod); they stay disabled because php.extensions neither lists nor requires them",
+                dl_info("%s: its postinst would enable %s (phpenmod); they stay disabled because "
+                        "php.extensions neither lists nor requires them",
                         pkg, off.data);
                 (*count)++;
         }
@@ -356,13 +372,16 @@ static size_t report_ld_conf(const struct dl_fstree *t, const char *pkg, const c
         size_t count = 0;
         if (dl_fstree_read(t, conf, &text, &ignored) == DL_OK) {
                 char *save = NULL;
-                for (char *l = strtok_r(text.data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                for (char *l = strtok_r(text.data, "\n", &save); l;
+                     l = strtok_r(NULL, "\n", &save)) {
                         while (*l == ' ' || *l == '\t')
                                 l++;
                         if (*l != '/' || default_library_dir(l) || !live_node(t, l))
                                 continue;
-                        dl_warn("%s: /%s adds the library path %s, which needs ld.so.cache (ldconfig does not run); set LD_LIBRARY_PATH in image.env if a program needs it",
-                                pkg, conf, l);
+                        dl_warn(
+                            "%s: /%s adds the library path %s, which needs ld.so.cache (ldconfig "
+                            "does not run); set LD_LIBRARY_PATH in image.env if a program needs it",
+                            pkg, conf, l);
                         count++;
                 }
         }
@@ -381,7 +400,8 @@ size_t dl_postinst_report_skipped(const struct dl_fstree *t, const struct dl_spe
                         report_php_modules(t, pkgs[i].name, script, &count);
                         for (const char *line = script; line && *line;) {
                                 const char *eol = strchr(line, '\n');
-                                char *l = eol ? dl_strndup(line, (size_t)(eol - line)) : dl_strdup(line);
+                                char *l =
+                                    eol ? dl_strndup(line, (size_t)(eol - line)) : dl_strdup(line);
                                 const char *s = l;
                                 while (*s == ' ' || *s == '\t')
                                         s++;
@@ -432,7 +452,8 @@ static bool resolves(const struct dl_fstree *t, const char *link_path, const cha
                 if (!n || n->removed) {
                         ok = false;
                 } else if (n->type == DL_NODE_SYMLINK) {
-                        char *rest = save && *save ? dl_asprintf("%s/%s", n->target, save) : dl_strdup(n->target);
+                        char *rest = save && *save ? dl_asprintf("%s/%s", n->target, save)
+                                                   : dl_strdup(n->target);
                         char *here = dl_strdup(dl_buf_str(&path));
                         ok = resolves(t, here, rest, depth + 1);
                         free(rest);
@@ -454,7 +475,8 @@ static bool points_into_filtered(const struct dl_fstree *t, const struct dl_node
                 joined = dl_strdup(link->target + 1);
         } else {
                 const char *slash = strrchr(link->path, '/');
-                joined = slash ? dl_asprintf("%.*s/%s", (int)(slash - link->path), link->path, link->target)
+                joined = slash ? dl_asprintf("%.*s/%s", (int)(slash - link->path), link->path,
+                                             link->target)
                                : dl_strdup(link->target);
         }
         struct dl_error ignored;
@@ -499,7 +521,8 @@ size_t dl_postinst_check_symlinks(const struct dl_fstree *t)
                 const struct dl_node *n = sorted[i];
                 if (n->type == DL_NODE_SYMLINK && !resolves(t, n->path, n->target, 0)) {
                         if (points_into_filtered(t, n))
-                                dl_warn("the symlink /%s -> %s points into a path that paths.exclude drops",
+                                dl_warn("the symlink /%s -> %s points into a path that "
+                                        "paths.exclude drops",
                                         n->path, n->target);
                         else
                                 dl_warn("the symlink /%s -> %s points outside the image", n->path,

@@ -162,12 +162,12 @@ struct resolver {
         const struct dl_resolve_request *req;
         Pool *pool;
         const struct dl_index **repo_index; /* by repo id */
-        Repo *stubs;                         /* one solvable per excluded package */
+        Repo *stubs;                        /* one solvable per excluded package */
         Map considered;
-        Map chosen;  /* the preferred closure, walked the way apt walks it */
-        Id *parent;  /* by solvable id: who pulled it into the walk; -1 for a root */
+        Map chosen; /* the preferred closure, walked the way apt walks it */
+        Id *parent; /* by solvable id: who pulled it into the walk; -1 for a root */
         struct priorities prio;
-        char *first_unmet; /* the first dependency the walk could not meet */
+        char *first_unmet;        /* the first dependency the walk could not meet */
         unsigned char *viability; /* by solvable id: 0 unknown, 1 being checked, 2 yes, 3 no */
 };
 
@@ -255,8 +255,9 @@ static int load_index(struct resolver *r, const struct dl_index *idx, Repo *repo
         if (solv) {
                 struct dl_error ignored;
                 char *tmp = dl_asprintf("%s.tmp-%ld", solv, (long)getpid());
-                FILE *out = dl_mkdir_p(r->req->solv_cache, 0755, &ignored) == DL_OK ? fopen(tmp, "w")
-                                                                                    : NULL;
+                FILE *out = dl_mkdir_p(r->req->solv_cache, 0755, &ignored) == DL_OK
+                                ? fopen(tmp, "w")
+                                : NULL;
                 bool ok = out && repo_write(repo, out) == 0;
                 if (out && fclose(out) != 0)
                         ok = false;
@@ -385,7 +386,8 @@ static bool viable(struct resolver *r, Id p, int depth)
                 bool found = false;
                 for (int a = 0; a < alts.count && !found; a++) {
                         Id q, qq;
-                        FOR_PROVIDES(q, qq, alts.elements[a]) {
+                        FOR_PROVIDES(q, qq, alts.elements[a])
+                        {
                                 if (usable(r, q) && viable(r, q, depth + 1)) {
                                         found = true;
                                         break;
@@ -405,7 +407,8 @@ static Id best_provider(struct resolver *r, Id dep)
 {
         Pool *pool = r->pool;
         Id p, pp, best = 0, best_viable = 0, name = dep_name(pool, dep);
-        FOR_PROVIDES(p, pp, dep) {
+        FOR_PROVIDES(p, pp, dep)
+        {
                 if (!usable(r, p) || pool->solvables[p].repo == r->stubs)
                         continue;
                 if (!best || better(r, name, p, best))
@@ -420,7 +423,8 @@ static bool satisfied(const struct resolver *r, Id dep)
 {
         Pool *pool = r->pool;
         Id p, pp;
-        FOR_PROVIDES(p, pp, dep) {
+        FOR_PROVIDES(p, pp, dep)
+        {
                 if (MAPTST(&r->chosen, p))
                         return true;
         }
@@ -525,7 +529,9 @@ static Id find_root(struct resolver *r, const char *name, struct dl_error *err)
         Id id = pool_str2id(r->pool, name, 0);
         Id best = id ? best_provider(r, id) : 0;
         if (!best)
-                dl_fail(err, DL_ERESOLVE, "package %s: not found for architecture %s in any source; check the name, the sources' components and the architecture",
+                dl_fail(err, DL_ERESOLVE,
+                        "package %s: not found for architecture %s in any source; check the name, "
+                        "the sources' components and the architecture",
                         name, r->req->arch);
         else if (r->pool->solvables[best].name != id)
                 dl_info("package %s is virtual; using %s, which provides it", name, sname(r, best));
@@ -546,12 +552,12 @@ static int add_stubs(struct resolver *r, Queue *stub_ids)
                 Id name = pool_str2id(pool, ex->v[i], 0), p, pp, found = 0;
                 if (name)
                         FOR_PROVIDES(p, pp, name)
-                {
-                        Solvable *s = pool->solvables + p;
-                        if (s->name == name && pool_installable(pool, s) &&
-                            (!found || better(r, name, p, found)))
-                                found = p;
-                }
+                        {
+                                Solvable *s = pool->solvables + p;
+                                if (s->name == name && pool_installable(pool, s) &&
+                                    (!found || better(r, name, p, found)))
+                                        found = p;
+                        }
                 if (!found) {
                         dl_warn("exclude: %s is not in the sources for %s; nothing to exclude",
                                 ex->v[i], r->req->arch);
@@ -623,7 +629,9 @@ static int report_problems(struct resolver *r, Solver *solv, int problems, struc
                 dl_buf_printf(&b, "%s", r->first_unmet);
         for (Id pr = 1; pr <= problems && pr <= 3; pr++)
                 dl_buf_printf(&b, "%s%s", b.len ? "; " : "", solver_problem2str(solv, pr));
-        rc = dl_fail(err, DL_ERESOLVE, "cannot satisfy the packages for %s: %s; add a source that has the package, pin another version, or exclude it",
+        rc = dl_fail(err, DL_ERESOLVE,
+                     "cannot satisfy the packages for %s: %s; add a source that has the package, "
+                     "pin another version, or exclude it",
                      r->req->arch, dl_buf_str(&b));
         dl_buf_free(&b);
         return rc;
@@ -680,10 +688,13 @@ static int collect(struct resolver *r, Solver *solv, Queue *stub_ids, struct dl_
                 pkg->size = slot < 0 ? 0 : r->prio.sizes[slot];
                 pkg->source = idx ? idx->source : -1;
                 pkg->suite = dl_strdup(idx && idx->suite ? idx->suite : "");
-                pkg->why = MAPTST(&r->chosen, p) ? chain(r, p)
-                                                 : dl_asprintf("%s (chosen by the solver)", pkg->name);
+                pkg->why = MAPTST(&r->chosen, p)
+                               ? chain(r, p)
+                               : dl_asprintf("%s (chosen by the solver)", pkg->name);
                 if (!pkg->filename || !pkg->sha256)
-                        rc = dl_fail(err, DL_EVERIFY, "package %s %s: the index gives no Filename or no SHA256, so it cannot be fetched safely",
+                        rc = dl_fail(err, DL_EVERIFY,
+                                     "package %s %s: the index gives no Filename or no SHA256, so "
+                                     "it cannot be fetched safely",
                                      pkg->name, pkg->version);
                 /* The dependencies this package keeps only through an excluded stub. */
                 queue_empty(&deps);
@@ -701,9 +712,9 @@ static int collect(struct resolver *r, Solver *solv, Queue *stub_ids, struct dl_
                                         stub = true;
                         }
                         if (stub && !real)
-                                dl_strlist_push_owned(&out->unmet,
-                                                      dl_asprintf("%s: Depends: %s (excluded)", pkg->name,
-                                                                  pool_dep2str(pool, dep)));
+                                dl_strlist_push_owned(
+                                    &out->unmet, dl_asprintf("%s: Depends: %s (excluded)",
+                                                             pkg->name, pool_dep2str(pool, dep)));
                 }
         }
         (void)stub_ids;
@@ -765,8 +776,8 @@ int dl_resolve(const struct dl_resolve_request *req, struct dl_resolution *out,
         if (problems)
                 rc = report_problems(&r, solv, problems, err);
         else if (r.first_unmet)
-                rc = dl_fail(err, DL_ERESOLVE, "cannot satisfy the packages for %s: %s",
-                             req->arch, r.first_unmet);
+                rc = dl_fail(err, DL_ERESOLVE, "cannot satisfy the packages for %s: %s", req->arch,
+                             r.first_unmet);
         else
                 rc = collect(&r, solv, &stub_ids, out, err);
 out:

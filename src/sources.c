@@ -16,7 +16,10 @@ int dl_mirrors_add(struct dl_mirrors *m, const char *pair, struct dl_error *err)
 {
         const char *eq = strchr(pair, '=');
         if (!eq || eq == pair || !eq[1])
-                return dl_fail(err, DL_EUSAGE, "invalid mirror \"%s\": expected FROM=TO, such as https://snapshot.example/archive/debian/20261204T000000Z=http://127.0.0.1:8000/debian",
+                return dl_fail(err, DL_EUSAGE,
+                               "invalid mirror \"%s\": expected FROM=TO, such as "
+                               "https://snapshot.example/archive/debian/20261204T000000Z=http://"
+                               "127.0.0.1:8000/debian",
                                pair);
         m->v = dl_realloc(m->v, (m->n + 1) * sizeof *m->v);
         m->v[m->n].from = dl_strndup(pair, (size_t)(eq - pair));
@@ -89,12 +92,13 @@ static int parse_sha256_list(const char *list, const char *what, struct dl_relea
                         continue;
                 if (sscanf(line, " %64s %llu %4095s", hash, &size, path) != 3 ||
                     !dl_is_sha256_hex(hash)) {
-                        rc = dl_fail(err, DL_EVERIFY, "%s: malformed SHA256 line \"%s\"", what, line);
+                        rc = dl_fail(err, DL_EVERIFY, "%s: malformed SHA256 line \"%s\"", what,
+                                     line);
                         break;
                 }
                 r->files = dl_realloc(r->files, (r->n_files + 1) * sizeof *r->files);
-                r->files[r->n_files++] = (struct dl_release_file){dl_strdup(path), dl_strdup(hash),
-                                                                   size};
+                r->files[r->n_files++] =
+                    (struct dl_release_file){dl_strdup(path), dl_strdup(hash), size};
         }
         free(copy);
         return rc;
@@ -137,7 +141,9 @@ int dl_release_parse(const char *text, size_t len, const char *what, struct dl_r
         if (!rc) {
                 v = dl_paragraph_get(p, "SHA256");
                 if (!v)
-                        rc = dl_fail(err, DL_EVERIFY, "%s: the Release file has no SHA256 list, so its indexes cannot be checked",
+                        rc = dl_fail(err, DL_EVERIFY,
+                                     "%s: the Release file has no SHA256 list, so its indexes "
+                                     "cannot be checked",
                                      what);
                 else
                         rc = parse_sha256_list(v, what, out, err);
@@ -181,7 +187,8 @@ static int fetch_unsigned(const struct dl_source *src, const char *suite, const 
         char *url = dl_asprintf("%s/dists/%s/Release", base, suite);
         int rc = dl_http_get(o->http, url, plain, &status, err);
         (void)src;
-        dl_warn("%s: the spec marks this source unsigned, so its Release is NOT verified; anyone who can change the server's files or the network path controls this image",
+        dl_warn("%s: the spec marks this source unsigned, so its Release is NOT verified; anyone "
+                "who can change the server's files or the network path controls this image",
                 what);
         if (rc == DL_OK)
                 dl_sha256_hex(plain->data, plain->len, rel->inrelease_sha256);
@@ -197,9 +204,8 @@ static int fetch_release(const struct dl_source *src, const char *suite, const c
 {
         char *what = dl_asprintf("source %s, suite %s", src->url, suite);
         char *url = dl_asprintf("%s/dists/%s/InRelease", base, suite);
-        struct dl_verify_options vo = {.keyring = src->keyring,
-                                       .allow_expired_key = src->snapshot_time >= 0,
-                                       .what = what};
+        struct dl_verify_options vo = {
+            .keyring = src->keyring, .allow_expired_key = src->snapshot_time >= 0, .what = what};
         struct dl_buf raw = {0}, plain = {0}, sig = {0};
         long status = 0;
         int rc;
@@ -223,7 +229,9 @@ static int fetch_release(const struct dl_source *src, const char *suite, const c
                         url = dl_asprintf("%s/dists/%s/Release.gpg", base, suite);
                         rc = dl_http_get(o->http, url, &sig, &status, err);
                         if (rc && (status == 404 || status == 410))
-                                rc = dl_fail(err, DL_EVERIFY, "%s: neither InRelease nor Release.gpg exists, so the Release file is unsigned; check the URL and suite",
+                                rc = dl_fail(err, DL_EVERIFY,
+                                             "%s: neither InRelease nor Release.gpg exists, so the "
+                                             "Release file is unsigned; check the URL and suite",
                                              what);
                 }
                 if (rc == DL_OK)
@@ -240,7 +248,9 @@ parse:
         }
         if (rc == DL_OK && !(rel->suite && strcmp(rel->suite, suite) == 0) &&
             !(rel->codename && strcmp(rel->codename, suite) == 0)) {
-                rc = dl_fail(err, DL_EVERIFY, "%s: the signed Release is for suite %s (codename %s), not %s; a mirror may be serving the wrong suite",
+                rc = dl_fail(err, DL_EVERIFY,
+                             "%s: the signed Release is for suite %s (codename %s), not %s; a "
+                             "mirror may be serving the wrong suite",
                              what, rel->suite ? rel->suite : "(none)",
                              rel->codename ? rel->codename : "(none)", suite);
                 dl_release_free(rel);
@@ -249,11 +259,15 @@ parse:
                 char when[32];
                 dl_format_rfc3339(rel->valid_until, when);
                 if (src->snapshot_time >= 0) {
-                        dl_info("%s: Release expired on %s (Valid-Until); accepted because the source is a snapshot",
+                        dl_info("%s: Release expired on %s (Valid-Until); accepted because the "
+                                "source is a snapshot",
                                 what, when);
                 } else {
-                        rc = dl_fail(err, DL_EVERIFY, "%s: the Release expired on %s (Valid-Until), so it may be a stale or replayed copy; use an up-to-date mirror or a snapshot URL",
-                                     what, when);
+                        rc = dl_fail(
+                            err, DL_EVERIFY,
+                            "%s: the Release expired on %s (Valid-Until), so it may be a stale or "
+                            "replayed copy; use an up-to-date mirror or a snapshot URL",
+                            what, when);
                         dl_release_free(rel);
                 }
         }
@@ -279,14 +293,15 @@ static int fetch_index(const char *base, const char *suite, const struct dl_rele
                 char *urls[2] = {NULL, NULL};
                 int n = 0;
                 if (by_hash)
-                        urls[n++] = dl_asprintf("%s/dists/%s/%s/by-hash/SHA256/%s", base, suite, dir,
-                                                f->sha256);
+                        urls[n++] = dl_asprintf("%s/dists/%s/%s/by-hash/SHA256/%s", base, suite,
+                                                dir, f->sha256);
                 urls[n++] = dl_asprintf("%s/dists/%s/%s", base, suite, f->path);
                 for (int i = 0; i < n; i++) {
                         struct dl_http_job job = {.url = urls[i], .path = tmp};
                         rc = dl_http_get_many(o->http, &job, 1, err);
                         if (rc == DL_OK)
-                                rc = dl_cache_commit(o->cache, tmp, f->sha256, f->size, urls[i], err);
+                                rc = dl_cache_commit(o->cache, tmp, f->sha256, f->size, urls[i],
+                                                     err);
                         else
                                 unlink(tmp);
                         free(job.error);
@@ -296,7 +311,8 @@ static int fetch_index(const char *base, const char *suite, const struct dl_rele
                                 break;
                         if (i + 1 == n) {
                                 if (n > 1)
-                                        dl_error_wrap(err, "%s (the by-hash copy failed too)", what);
+                                        dl_error_wrap(err, "%s (the by-hash copy failed too)",
+                                                      what);
                                 break;
                         }
                         dl_info("%s: %s; trying %s", what, err->msg, urls[i + 1]);
@@ -335,25 +351,28 @@ static int load_component(const struct dl_source *src, int source_index, const c
                           const char *arch, const struct dl_sources_options *o,
                           struct dl_sources *out, struct dl_error *err)
 {
-        static const char *const variants[] = {"Packages.xz", "Packages.gz", "Packages.bz2",
-                                               "Packages.zst", "Packages", NULL};
+        static const char *const variants[] = {"Packages.xz",  "Packages.gz", "Packages.bz2",
+                                               "Packages.zst", "Packages",    NULL};
         const char *archs[2] = {arch, "all"};
-        int n_archs = !rel->arch_all_in_arch_indexes &&
-                                      dl_strlist_contains(&rel->architectures, "all")
-                              ? 2
-                              : 1;
+        int n_archs =
+            !rel->arch_all_in_arch_indexes && dl_strlist_contains(&rel->architectures, "all") ? 2
+                                                                                              : 1;
 
         for (int a = 0; a < n_archs; a++) {
                 const struct dl_release_file *f = NULL;
                 for (int v = 0; variants[v] && !f; v++) {
-                        char *path = dl_asprintf("%s/binary-%s/%s", component, archs[a], variants[v]);
+                        char *path =
+                            dl_asprintf("%s/binary-%s/%s", component, archs[a], variants[v]);
                         f = dl_release_find(rel, path);
                         free(path);
                 }
                 if (!f) {
                         if (a == 1)
                                 continue; /* no binary-all index: nothing to add */
-                        return dl_fail(err, DL_EVERIFY, "source %s, suite %s: the Release lists no Packages index for %s/binary-%s; check the component and the architecture (this suite has: %s)",
+                        return dl_fail(err, DL_EVERIFY,
+                                       "source %s, suite %s: the Release lists no Packages index "
+                                       "for %s/binary-%s; check the component and the architecture "
+                                       "(this suite has: %s)",
                                        src->url, suite, component, arch,
                                        rel->architectures.n ? "see its Architectures field"
                                                             : "no Architectures field");

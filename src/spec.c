@@ -15,7 +15,7 @@ struct parser {
 };
 
 static int fail_at(struct parser *p, const yaml_node_t *node, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int fail_at(struct parser *p, const yaml_node_t *node, const char *fmt, ...)
 {
@@ -114,8 +114,8 @@ static int want_mode(struct parser *p, const yaml_node_t *n, const char *key, lo
                                node_kind(n));
         long v = strtol(scalar(n), &end, 8);
         if (*end || v < 0 || v > 07777 || scalar(n)[0] == '-' || scalar(n)[0] == '+')
-                return fail_at(p, n, "%s: expected an octal mode from 0000 to 7777, found %s",
-                               key, scalar(n));
+                return fail_at(p, n, "%s: expected an octal mode from 0000 to 7777, found %s", key,
+                               scalar(n));
         *out = v;
         return DL_OK;
 }
@@ -124,8 +124,7 @@ static int want_list(struct parser *p, const yaml_node_t *n, const char *key,
                      struct dl_strlist *out)
 {
         if (n->type != YAML_SEQUENCE_NODE)
-                return fail_at(p, n, "%s: expected a list of strings, found %s", key,
-                               node_kind(n));
+                return fail_at(p, n, "%s: expected a list of strings, found %s", key, node_kind(n));
         for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
              it++) {
                 yaml_node_t *item = node(p, *it);
@@ -144,8 +143,8 @@ static int want_keyvals(struct parser *p, const yaml_node_t *n, const char *key,
         if (n->type != YAML_MAPPING_NODE)
                 return fail_at(p, n, "%s: expected a mapping of names to strings, found %s", key,
                                node_kind(n));
-        for (yaml_node_pair_t *pair = n->data.mapping.pairs.start;
-             pair < n->data.mapping.pairs.top; pair++) {
+        for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
+             pair++) {
                 yaml_node_t *k = node(p, pair->key), *v = node(p, pair->value);
                 char *ks = NULL, *vs = NULL;
                 int rc = want_string(p, k, key, &ks);
@@ -190,8 +189,8 @@ static int check_mapping(struct parser *p, const yaml_node_t *n, const char *wha
         memset(found, 0, count * sizeof *found);
         if (n->type != YAML_MAPPING_NODE)
                 return fail_at(p, n, "%s: expected a mapping, found %s", what, node_kind(n));
-        for (yaml_node_pair_t *pair = n->data.mapping.pairs.start;
-             pair < n->data.mapping.pairs.top; pair++) {
+        for (yaml_node_pair_t *pair = n->data.mapping.pairs.start; pair < n->data.mapping.pairs.top;
+             pair++) {
                 yaml_node_t *k = node(p, pair->key);
                 size_t i;
                 if (k->type != YAML_SCALAR_NODE)
@@ -234,8 +233,8 @@ static bool valid_name(const char *s)
 
 static int parse_source(struct parser *p, const yaml_node_t *n, struct dl_source *src)
 {
-        static const char *const keys[] = {"url", "suites", "components", "keyring", "unsigned",
-                                           NULL};
+        static const char *const keys[] = {"url",     "suites",   "components",
+                                           "keyring", "unsigned", NULL};
         int f[5];
         int rc = check_mapping(p, n, "sources entry", keys, f);
 
@@ -250,13 +249,14 @@ static int parse_source(struct parser *p, const yaml_node_t *n, struct dl_source
         if (!f[3] && !src->unsigned_ok)
                 return missing(p, n, "sources entry", "keyring");
         if (f[3] && src->unsigned_ok)
-                return fail_at(p, node(p, f[4]), "unsigned: true and keyring exclude each other; keep one");
+                return fail_at(p, node(p, f[4]),
+                               "unsigned: true and keyring exclude each other; keep one");
         if ((rc = want_string(p, node(p, f[0]), "url", &src->url)))
                 return rc;
         if (strncmp(src->url, "http://", 7) && strncmp(src->url, "https://", 8) &&
             strncmp(src->url, "file://", 7))
-                return fail_at(p, node(p, f[0]), "url: expected an http, https or file URL, found %s",
-                               src->url);
+                return fail_at(p, node(p, f[0]),
+                               "url: expected an http, https or file URL, found %s", src->url);
         size_t len = strlen(src->url);
         while (len > 1 && src->url[len - 1] == '/')
                 src->url[--len] = '\0';
@@ -286,16 +286,15 @@ static int parse_source(struct parser *p, const yaml_node_t *n, struct dl_source
 static int parse_sources(struct parser *p, const yaml_node_t *n, struct dl_spec *spec)
 {
         if (n->type != YAML_SEQUENCE_NODE)
-                return fail_at(p, n, "sources: expected a list of sources, found %s",
-                               node_kind(n));
+                return fail_at(p, n, "sources: expected a list of sources, found %s", node_kind(n));
         size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
         if (count == 0)
                 return fail_at(p, n, "sources: expected at least one source");
         spec->sources = dl_calloc(count, sizeof *spec->sources);
         for (size_t i = 0; i < count; i++) {
                 spec->n_sources++;
-                int rc = parse_source(p, node(p, n->data.sequence.items.start[i]),
-                                      &spec->sources[i]);
+                int rc =
+                    parse_source(p, node(p, n->data.sequence.items.start[i]), &spec->sources[i]);
                 if (rc)
                         return rc;
         }
@@ -323,8 +322,8 @@ static int parse_accounts(struct parser *p, const yaml_node_t *n, struct dl_spec
                 if (list->type != YAML_SEQUENCE_NODE)
                         return fail_at(p, list, "accounts.groups: expected a list, found %s",
                                        node_kind(list));
-                size_t count = (size_t)(list->data.sequence.items.top -
-                                        list->data.sequence.items.start);
+                size_t count =
+                    (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
                 spec->groups = dl_calloc(count, sizeof *spec->groups);
                 for (size_t i = 0; i < count; i++) {
                         yaml_node_t *g = node(p, list->data.sequence.items.start[i]);
@@ -346,8 +345,8 @@ static int parse_accounts(struct parser *p, const yaml_node_t *n, struct dl_spec
                 if (list->type != YAML_SEQUENCE_NODE)
                         return fail_at(p, list, "accounts.users: expected a list, found %s",
                                        node_kind(list));
-                size_t count = (size_t)(list->data.sequence.items.top -
-                                        list->data.sequence.items.start);
+                size_t count =
+                    (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
                 spec->users = dl_calloc(count, sizeof *spec->users);
                 for (size_t i = 0; i < count; i++) {
                         yaml_node_t *u = node(p, list->data.sequence.items.start[i]);
@@ -369,13 +368,17 @@ static int parse_accounts(struct parser *p, const yaml_node_t *n, struct dl_spec
                                 return rc;
                         if (strchr(usr->name, ':') || strchr(usr->name, '\n') ||
                             (usr->gecos && (strchr(usr->gecos, ':') || strchr(usr->gecos, '\n'))))
-                                return fail_at(p, u, "accounts.users entry: name and gecos must not contain ':' or a newline");
+                                return fail_at(p, u,
+                                               "accounts.users entry: name and gecos must not "
+                                               "contain ':' or a newline");
                 }
         }
         for (size_t i = 0; i < spec->n_groups; i++)
                 if (strchr(spec->groups[i].name, ':') || strchr(spec->groups[i].name, '\n'))
-                        return fail_at(p, node(p, f[1]), "accounts.groups: the name %s must not contain ':' or a newline",
-                                       spec->groups[i].name);
+                        return fail_at(
+                            p, node(p, f[1]),
+                            "accounts.groups: the name %s must not contain ':' or a newline",
+                            spec->groups[i].name);
         return DL_OK;
 }
 
@@ -433,8 +436,8 @@ static int parse_symlinks(struct parser *p, const yaml_node_t *n, struct dl_spec
 
 static int parse_files(struct parser *p, const yaml_node_t *n, struct dl_spec *spec)
 {
-        static const char *const keys[] = {"path", "content", "mode", "owner", "group", "source",
-                                           NULL};
+        static const char *const keys[] = {"path",  "content", "mode", "owner",
+                                           "group", "source",  NULL};
         if (n->type != YAML_SEQUENCE_NODE)
                 return fail_at(p, n, "files: expected a list, found %s", node_kind(n));
         spec->files = dl_calloc(seq_count(n), sizeof *spec->files);
@@ -448,9 +451,12 @@ static int parse_files(struct parser *p, const yaml_node_t *n, struct dl_spec *s
                 if (!f[0])
                         return missing(p, e, "files entry", "path");
                 if (!f[1] && !f[5])
-                        return fail_at(p, e, "files entry: expected content (inline text) or source (a local file or directory)");
+                        return fail_at(p, e,
+                                       "files entry: expected content (inline text) or source (a "
+                                       "local file or directory)");
                 if (f[1] && f[5])
-                        return fail_at(p, e, "files entry: content and source exclude each other; keep one");
+                        return fail_at(
+                            p, e, "files entry: content and source exclude each other; keep one");
                 if (f[1]) {
                         yaml_node_t *c = node(p, f[1]);
                         if (c->type != YAML_SCALAR_NODE)
@@ -473,8 +479,8 @@ static int parse_files(struct parser *p, const yaml_node_t *n, struct dl_spec *s
 static int parse_php(struct parser *p, const yaml_node_t *n, struct dl_php *php)
 {
         static const char *const keys[] = {"version", "extensions", "fpm", "ini", NULL};
-        static const char *const fkeys[] = {"pool", "listen", "user", "group", "pm",
-                                            "settings", "global", NULL};
+        static const char *const fkeys[] = {"pool", "listen",   "user",   "group",
+                                            "pm",   "settings", "global", NULL};
         int f[4], ff[7], rc;
 
         if ((rc = check_mapping(p, n, "php", keys, f)))
@@ -488,7 +494,8 @@ static int parse_php(struct parser *p, const yaml_node_t *n, struct dl_php *php)
                 return rc;
         for (size_t i = 0; i < php->extensions.n; i++)
                 if (strchr(php->extensions.v[i], '/') || !php->extensions.v[i][0])
-                        return fail_at(p, node(p, f[1]), "php.extensions: invalid extension name %s",
+                        return fail_at(p, node(p, f[1]),
+                                       "php.extensions: invalid extension name %s",
                                        php->extensions.v[i]);
         if (!f[2])
                 return DL_OK;
@@ -512,16 +519,20 @@ static int parse_php(struct parser *p, const yaml_node_t *n, struct dl_php *php)
         if (!php->fpm.pool)
                 php->fpm.pool = dl_strdup("www");
         if (!valid_name(php->fpm.pool))
-                return fail_at(p, node(p, ff[0]), "php.fpm.pool: invalid pool name %s; use lower-case letters, digits, '.', '_' and '-'",
+                return fail_at(p, node(p, ff[0]),
+                               "php.fpm.pool: invalid pool name %s; use lower-case letters, "
+                               "digits, '.', '_' and '-'",
                                php->fpm.pool);
         if (strcmp(php->fpm.user, "root") == 0 || strcmp(php->fpm.user, "0") == 0)
-                return fail_at(p, node(p, ff[2]), "php.fpm.user: php-fpm refuses to run a pool as root; name an unprivileged user such as www-data");
+                return fail_at(p, node(p, ff[2]),
+                               "php.fpm.user: php-fpm refuses to run a pool as root; name an "
+                               "unprivileged user such as www-data");
         return DL_OK;
 }
 
 static int parse_image(struct parser *p, const yaml_node_t *n, struct dl_image *img)
 {
-        static const char *const keys[] = {"entrypoint", "cmd",  "env",    "workdir",
+        static const char *const keys[] = {"entrypoint", "cmd",    "env",    "workdir",
                                            "user",       "expose", "labels", NULL};
         int f[7], rc;
 
@@ -553,7 +564,9 @@ static int parse_image(struct parser *p, const yaml_node_t *n, struct dl_image *
                 long port = strtol(s, &end, 10);
                 if (port < 1 || port > 65535 || end == s ||
                     (*end && strcmp(end, "/tcp") && strcmp(end, "/udp") && strcmp(end, "/sctp")))
-                        return fail_at(p, node(p, f[5]), "image.expose: expected PORT or PORT/tcp, PORT/udp, PORT/sctp, found %s",
+                        return fail_at(p, node(p, f[5]),
+                                       "image.expose: expected PORT or PORT/tcp, PORT/udp, "
+                                       "PORT/sctp, found %s",
                                        s);
         }
         return DL_OK;
@@ -593,10 +606,11 @@ static int parse_packages(struct parser *p, const yaml_node_t *n, struct dl_spec
                 struct dl_buf joined = {0};
                 for (size_t k = 0; k < archs.n; k++)
                         dl_buf_printf(&joined, "%s%s", k ? " " : "", archs.v[k]);
-                spec->package_archs.v = dl_realloc(spec->package_archs.v,
-                                                   (spec->package_archs.n + 1) * sizeof *spec->package_archs.v);
+                spec->package_archs.v =
+                    dl_realloc(spec->package_archs.v,
+                               (spec->package_archs.n + 1) * sizeof *spec->package_archs.v);
                 spec->package_archs.v[spec->package_archs.n++] =
-                        (struct dl_keyval){dl_strdup(name), dl_strdup(dl_buf_str(&joined))};
+                    (struct dl_keyval){dl_strdup(name), dl_strdup(dl_buf_str(&joined))};
                 dl_strlist_push_owned(&spec->packages, name);
                 dl_buf_free(&joined);
                 dl_strlist_free(&archs);
@@ -611,7 +625,8 @@ void dl_spec_packages_for(const struct dl_spec *spec, const char *arch, struct d
                 bool ok = !limit;
                 if (limit) {
                         char *copy = dl_strdup(limit), *save = NULL;
-                        for (char *t = strtok_r(copy, " ", &save); t && !ok; t = strtok_r(NULL, " ", &save))
+                        for (char *t = strtok_r(copy, " ", &save); t && !ok;
+                             t = strtok_r(NULL, " ", &save))
                                 ok = !strcmp(t, arch);
                         free(copy);
                 }
@@ -644,7 +659,8 @@ static int want_size(struct parser *p, const yaml_node_t *n, const char *key,
         if (shift)
                 end++;
         if (*end || errno || v == 0 || v > (~0ULL >> shift))
-                return fail_at(p, n, "%s: expected a size such as 512M or 2G, found %s", key, scalar(n));
+                return fail_at(p, n, "%s: expected a size such as 512M or 2G, found %s", key,
+                               scalar(n));
         *out = v << shift;
         return DL_OK;
 }
@@ -673,23 +689,43 @@ static int parse_paths(struct parser *p, const yaml_node_t *n, struct dl_spec *s
                 return rc;
         for (size_t i = 0; i < spec->paths_exclude.n; i++)
                 if (spec->paths_exclude.v[i][0] != '/')
-                        return fail_at(p, node(p, f[0]), "paths.exclude: %s is not an absolute path glob such as /usr/share/doc/*",
+                        return fail_at(p, node(p, f[0]),
+                                       "paths.exclude: %s is not an absolute path glob such as "
+                                       "/usr/share/doc/*",
                                        spec->paths_exclude.v[i]);
         for (size_t i = 0; i < spec->paths_include.n; i++)
                 if (spec->paths_include.v[i][0] != '/')
-                        return fail_at(p, node(p, f[1]), "paths.include: %s is not an absolute path glob such as /usr/share/doc/*/copyright",
+                        return fail_at(p, node(p, f[1]),
+                                       "paths.include: %s is not an absolute path glob such as "
+                                       "/usr/share/doc/*/copyright",
                                        spec->paths_include.v[i]);
         return DL_OK;
 }
 
 static int parse_root(struct parser *p, const yaml_node_t *root, struct dl_spec *spec)
 {
-        static const char *const keys[] = {"name",     "sources",   "architectures", "packages",
-                                           "exclude",  "merged_usr", "allow_overwrite",
-                                           "accounts", "directories", "symlinks",    "files",
-                                           "php",      "image",     "limits",        "paths", NULL};
-        enum { NAME, SOURCES, ARCHS, PACKAGES, EXCLUDE, MERGED, OVERWRITE, ACCOUNTS, DIRS,
-               LINKS, FILES, PHP, IMAGE, LIMITS, PATHS };
+        static const char *const keys[] = {
+            "name",        "sources",    "architectures",   "packages",
+            "exclude",     "merged_usr", "allow_overwrite", "accounts",
+            "directories", "symlinks",   "files",           "php",
+            "image",       "limits",     "paths",           NULL};
+        enum {
+                NAME,
+                SOURCES,
+                ARCHS,
+                PACKAGES,
+                EXCLUDE,
+                MERGED,
+                OVERWRITE,
+                ACCOUNTS,
+                DIRS,
+                LINKS,
+                FILES,
+                PHP,
+                IMAGE,
+                LIMITS,
+                PATHS
+        };
         int f[15], rc;
 
         if ((rc = check_mapping(p, root, "the spec", keys, f)))
@@ -705,17 +741,21 @@ static int parse_root(struct parser *p, const yaml_node_t *root, struct dl_spec 
         if ((rc = want_string(p, node(p, f[NAME]), "name", &spec->name)))
                 return rc;
         if (!valid_name(spec->name))
-                return fail_at(p, node(p, f[NAME]), "name: invalid image name %s; use lower-case letters, digits, '.', '_' and '-', starting with a letter or digit",
+                return fail_at(p, node(p, f[NAME]),
+                               "name: invalid image name %s; use lower-case letters, digits, '.', "
+                               "'_' and '-', starting with a letter or digit",
                                spec->name);
         if ((rc = parse_sources(p, node(p, f[SOURCES]), spec)))
                 return rc;
         if ((rc = want_list(p, node(p, f[ARCHS]), "architectures", &spec->architectures)))
                 return rc;
         if (spec->architectures.n == 0)
-                return fail_at(p, node(p, f[ARCHS]), "architectures: expected at least one architecture");
+                return fail_at(p, node(p, f[ARCHS]),
+                               "architectures: expected at least one architecture");
         for (size_t i = 0; i < spec->architectures.n; i++)
                 if (!valid_name(spec->architectures.v[i]))
-                        return fail_at(p, node(p, f[ARCHS]), "architectures: invalid architecture %s",
+                        return fail_at(p, node(p, f[ARCHS]),
+                                       "architectures: invalid architecture %s",
                                        spec->architectures.v[i]);
         if ((rc = parse_packages(p, node(p, f[PACKAGES]), spec)))
                 return rc;
@@ -725,8 +765,10 @@ static int parse_root(struct parser *p, const yaml_node_t *root, struct dl_spec 
                 return rc;
         for (size_t i = 0; i < spec->exclude.n; i++)
                 if (dl_strlist_contains(&spec->packages, spec->exclude.v[i]))
-                        return fail_at(p, node(p, f[EXCLUDE]), "exclude: %s is also listed in packages; remove it from one of the two",
-                                       spec->exclude.v[i]);
+                        return fail_at(
+                            p, node(p, f[EXCLUDE]),
+                            "exclude: %s is also listed in packages; remove it from one of the two",
+                            spec->exclude.v[i]);
         spec->merged_usr = true;
         spec->max_file_size = DL_DEFAULT_MAX_FILE_SIZE;
         if (f[LIMITS] && (rc = parse_limits(p, node(p, f[LIMITS]), spec)))
@@ -769,7 +811,9 @@ int dl_spec_parse(const char *name, const char *text, size_t len, struct dl_spec
         }
         yaml_node_t *root = yaml_document_get_root_node(&p.doc);
         if (!root)
-                rc = dl_fail(err, DL_ESPEC, "%s:1:1: the spec is empty; expected a mapping with name, sources, architectures and packages",
+                rc = dl_fail(err, DL_ESPEC,
+                             "%s:1:1: the spec is empty; expected a mapping with name, sources, "
+                             "architectures and packages",
                              name);
         else
                 rc = parse_root(&p, root, out);

@@ -153,7 +153,8 @@ static int read_control(struct archive *outer, const char *what, struct dl_deb_c
                               !strcmp(name, "postrm") || !strcmp(name, "triggers") ||
                               !strcmp(name, "config") || !strcmp(name, "postinst");
                 if ((slot && *slot) || (script && dl_strlist_contains(&ctl->scripts, name))) {
-                        rc = dl_fail(err, DL_EPACKAGE, "%s: control.tar holds %s twice", what, name);
+                        rc =
+                            dl_fail(err, DL_EPACKAGE, "%s: control.tar holds %s twice", what, name);
                         break;
                 }
                 if (slot)
@@ -193,11 +194,13 @@ static int resolve_clash(const struct dl_unpack_context *ctx, int owner,
         const char *old = ctx->names[existing->owner];
         const char *replaces = ctx->replaces[owner];
         if (replaces && dl_relation_matches(replaces, old, ctx->versions[existing->owner])) {
-                dl_info("%s replaces /%s from %s (Replaces: %s)", ctx->names[owner], path, old, old);
+                dl_info("%s replaces /%s from %s (Replaces: %s)", ctx->names[owner], path, old,
+                        old);
                 return 1;
         }
         const char *old_replaces = ctx->replaces[existing->owner];
-        if (old_replaces && dl_relation_matches(old_replaces, ctx->names[owner], ctx->versions[owner])) {
+        if (old_replaces &&
+            dl_relation_matches(old_replaces, ctx->names[owner], ctx->versions[owner])) {
                 dl_info("%s keeps /%s over %s (Replaces: %s)", old, path, ctx->names[owner],
                         ctx->names[owner]);
                 return 0;
@@ -207,8 +210,11 @@ static int resolve_clash(const struct dl_unpack_context *ctx, int owner,
                         path, old);
                 return 1;
         }
-        return -dl_fail(err, DL_EPACKAGE, "packages %s and %s both ship /%s with different contents; the later one does not declare Replaces: %s. Exclude one of them, or list the path in allow_overwrite",
-                        old, ctx->names[owner], path, old);
+        return -dl_fail(
+            err, DL_EPACKAGE,
+            "packages %s and %s both ship /%s with different contents; the later one does not "
+            "declare Replaces: %s. Exclude one of them, or list the path in allow_overwrite",
+            old, ctx->names[owner], path, old);
 }
 
 static void copy_xattrs(struct archive_entry *e, struct dl_node *n)
@@ -246,8 +252,8 @@ static void set_meta(struct dl_node *n, struct archive_entry *e, int owner)
 
 /* Stream a regular file's data to fd, hashing it. */
 static int stream_file(const struct dl_fstree *t, struct archive *a, int fd, const char *what,
-                       const char *path, unsigned long long limit, char sha256[DL_SHA256_HEX], char md5[33],
-                       uint64_t *size, struct dl_error *err)
+                       const char *path, unsigned long long limit, char sha256[DL_SHA256_HEX],
+                       char md5[33], uint64_t *size, struct dl_error *err)
 {
         static __thread char block[1 << 17];
         struct dl_sha256 *h = dl_sha256_new();
@@ -265,7 +271,10 @@ static int stream_file(const struct dl_fstree *t, struct archive *a, int fd, con
                 total += (uint64_t)n;
                 /* Checked while streaming: the header's size may lie. */
                 if (limit && total > limit) {
-                        rc = dl_fail(err, DL_EPACKAGE, "%s: /%s is larger than %llu bytes, the limit for one file (a decompression bomb?); raise limits.file_size in the spec if the package is trusted",
+                        rc = dl_fail(err, DL_EPACKAGE,
+                                     "%s: /%s is larger than %llu bytes, the limit for one file (a "
+                                     "decompression bomb?); raise limits.file_size in the spec if "
+                                     "the package is trusted",
                                      what, path, limit);
                         break;
                 }
@@ -313,8 +322,9 @@ static int unpack_file(struct dl_unpack_context *ctx, int owner, struct archive 
 
         if (clash && existing->type == DL_NODE_DIR) {
                 free(tmp);
-                return dl_fail(err, DL_EPACKAGE, "%s: ships /%s as a file, but %s ships it as a directory",
-                               what, path, existing->owner >= 0 ? ctx->names[existing->owner] : "the spec");
+                return dl_fail(
+                    err, DL_EPACKAGE, "%s: ships /%s as a file, but %s ships it as a directory",
+                    what, path, existing->owner >= 0 ? ctx->names[existing->owner] : "the spec");
         }
         int fd = dl_fstree_open_write(t, tmp, err);
         if (fd < 0) {
@@ -325,10 +335,13 @@ static int unpack_file(struct dl_unpack_context *ctx, int owner, struct archive 
                 close(fd);
                 dl_fstree_unlink(t, tmp);
                 free(tmp);
-                return dl_fail(err, DL_EPACKAGE, "%s: /%s declares %lld bytes, more than %llu, the limit for one file; raise limits.file_size in the spec if the package is trusted",
+                return dl_fail(err, DL_EPACKAGE,
+                               "%s: /%s declares %lld bytes, more than %llu, the limit for one "
+                               "file; raise limits.file_size in the spec if the package is trusted",
                                what, path, (long long)archive_entry_size(e), ctx->max_file_size);
         }
-        rc = stream_file(t, a, fd, what, path, ctx->max_file_size, sha, want_md5 ? md5 : NULL, &size, err);
+        rc = stream_file(t, a, fd, what, path, ctx->max_file_size, sha, want_md5 ? md5 : NULL,
+                         &size, err);
         if (close(fd) != 0 && rc == DL_OK)
                 rc = dl_fstree_write_error(ctx->tree, path, err);
         if (rc == DL_OK && clash) {
@@ -379,8 +392,10 @@ static int unpack_symlink(struct dl_unpack_context *ctx, int owner, struct archi
                 if (existing->type == DL_NODE_SYMLINK && strcmp(existing->target, target) == 0)
                         return DL_OK;
                 if (existing->type == DL_NODE_DIR)
-                        return dl_fail(err, DL_EPACKAGE, "%s: ships /%s as a symlink, but it is a directory in the image",
-                                       what, path);
+                        return dl_fail(
+                            err, DL_EPACKAGE,
+                            "%s: ships /%s as a symlink, but it is a directory in the image", what,
+                            path);
                 int take = resolve_clash(ctx, owner, existing, path, err);
                 if (take <= 0)
                         return -take;
@@ -413,18 +428,23 @@ static int unpack_hardlink(struct dl_unpack_context *ctx, int owner, struct arch
                 return DL_OK;
         }
         if (!tn || tn->removed || tn->type != DL_NODE_FILE || tn->owner != owner) {
-                int rc = dl_fail(err, DL_EPACKAGE, "%s: the hardlink /%s points at /%s, which is not a regular file earlier in the same package",
+                int rc = dl_fail(err, DL_EPACKAGE,
+                                 "%s: the hardlink /%s points at /%s, which is not a regular file "
+                                 "earlier in the same package",
                                  what, path, target);
                 free(target);
                 return rc;
         }
         struct dl_node *existing = dl_fstree_get(t, path);
-        if (existing && !existing->removed && !(existing->type == DL_NODE_FILE &&
-                                                 strcmp(existing->sha256, tn->sha256) == 0)) {
-                int take = existing->type == DL_NODE_DIR
-                                   ? -dl_fail(err, DL_EPACKAGE, "%s: ships /%s as a hardlink, but it is a directory in the image",
-                                              what, path)
-                                   : resolve_clash(ctx, owner, existing, path, err);
+        if (existing && !existing->removed &&
+            !(existing->type == DL_NODE_FILE && strcmp(existing->sha256, tn->sha256) == 0)) {
+                int take =
+                    existing->type == DL_NODE_DIR
+                        ? -dl_fail(
+                              err, DL_EPACKAGE,
+                              "%s: ships /%s as a hardlink, but it is a directory in the image",
+                              what, path)
+                        : resolve_clash(ctx, owner, existing, path, err);
                 if (take <= 0) {
                         free(target);
                         return -take;
@@ -491,7 +511,9 @@ static int unpack_entry(struct dl_unpack_context *ctx, int owner, struct archive
         if (!*path)
                 goto out; /* the root directory itself */
         if (is_whiteout(path)) {
-                rc = dl_fail(err, DL_EPACKAGE, "%s: /%s has a name that container runtimes read as a whiteout (.wh.), which would delete files from the image; exclude the package",
+                rc = dl_fail(err, DL_EPACKAGE,
+                             "%s: /%s has a name that container runtimes read as a whiteout "
+                             "(.wh.), which would delete files from the image; exclude the package",
                              what, path);
                 goto out;
         }
@@ -520,10 +542,11 @@ static int unpack_entry(struct dl_unpack_context *ctx, int owner, struct archive
                 if (live && existing->type == DL_NODE_DIR)
                         break; /* shared directories keep the first package's metadata */
                 if (live) {
-                        rc = dl_fail(err, DL_EPACKAGE, "%s: ships /%s as a directory, but %s ships it as a %s",
-                                     what, path,
-                                     existing->owner >= 0 ? ctx->names[existing->owner] : "the image",
-                                     existing->type == DL_NODE_SYMLINK ? "symlink" : "file");
+                        rc = dl_fail(
+                            err, DL_EPACKAGE,
+                            "%s: ships /%s as a directory, but %s ships it as a %s", what, path,
+                            existing->owner >= 0 ? ctx->names[existing->owner] : "the image",
+                            existing->type == DL_NODE_SYMLINK ? "symlink" : "file");
                         break;
                 }
                 if ((rc = dl_fstree_add_dir(t, path, 0755, 0, 0, 0, err)))
@@ -541,13 +564,17 @@ static int unpack_entry(struct dl_unpack_context *ctx, int owner, struct archive
         case AE_IFIFO: {
                 /* Recorded for the layer only; never created on disk. */
                 if (live && existing->type == DL_NODE_DIR) {
-                        rc = dl_fail(err, DL_EPACKAGE, "%s: ships /%s as a device, but it is a directory in the image",
-                                     what, path);
+                        rc =
+                            dl_fail(err, DL_EPACKAGE,
+                                    "%s: ships /%s as a device, but it is a directory in the image",
+                                    what, path);
                         break;
                 }
                 struct dl_node *n = dl_fstree_put(t, path);
                 unsigned ft = archive_entry_filetype(e);
-                n->type = ft == AE_IFCHR ? DL_NODE_CHAR : ft == AE_IFBLK ? DL_NODE_BLOCK : DL_NODE_FIFO;
+                n->type = ft == AE_IFCHR   ? DL_NODE_CHAR
+                          : ft == AE_IFBLK ? DL_NODE_BLOCK
+                                           : DL_NODE_FIFO;
                 n->dev_major = (unsigned)archive_entry_rdevmajor(e);
                 n->dev_minor = (unsigned)archive_entry_rdevminor(e);
                 free(n->target);
@@ -576,8 +603,8 @@ static int read_data(struct dl_unpack_context *ctx, int owner, struct archive *o
                 archive_read_support_format_gnutar(a);
                 archive_read_support_format_tar(a);
                 if (archive_read_open_filename(a, ctx->data_tar, 1 << 17) != ARCHIVE_OK) {
-                        rc = dl_fail(err, DL_EIO, "%s: cannot read the prepared data.tar %s: %s", what,
-                                     ctx->data_tar, archive_error_string(a));
+                        rc = dl_fail(err, DL_EIO, "%s: cannot read the prepared data.tar %s: %s",
+                                     what, ctx->data_tar, archive_error_string(a));
                         archive_read_free(a);
                         return rc;
                 }
@@ -616,17 +643,21 @@ int dl_unpack_deb(struct dl_unpack_context *ctx, int owner, const char *deb_path
                 if (!strcmp(name, "debian-binary")) {
                         char *v = read_entry_text(a, 64);
                         if (strncmp(v, "2.", 2) != 0)
-                                rc = dl_fail(err, DL_EPACKAGE, "%s: unsupported .deb format version \"%.10s\"",
-                                             what, v);
+                                rc = dl_fail(err, DL_EPACKAGE,
+                                             "%s: unsupported .deb format version \"%.10s\"", what,
+                                             v);
                         seen_binary = true;
                         free(v);
                 } else if (!strncmp(name, "control.tar", 11) && seen_control) {
-                        rc = dl_fail(err, DL_EPACKAGE, "%s: %s holds two control.tar members", what, deb_path);
+                        rc = dl_fail(err, DL_EPACKAGE, "%s: %s holds two control.tar members", what,
+                                     deb_path);
                 } else if (!strncmp(name, "data.tar", 8) && seen_data) {
-                        rc = dl_fail(err, DL_EPACKAGE, "%s: %s holds two data.tar members", what, deb_path);
+                        rc = dl_fail(err, DL_EPACKAGE, "%s: %s holds two data.tar members", what,
+                                     deb_path);
                 } else if (!strncmp(name, "control.tar", 11)) {
                         if (!seen_binary)
-                                rc = dl_fail(err, DL_EPACKAGE, "%s: debian-binary must come first in a .deb", what);
+                                rc = dl_fail(err, DL_EPACKAGE,
+                                             "%s: debian-binary must come first in a .deb", what);
                         else
                                 rc = read_control(a, what, ctl, err);
                         if (rc == DL_OK)
@@ -634,7 +665,8 @@ int dl_unpack_deb(struct dl_unpack_context *ctx, int owner, const char *deb_path
                         seen_control = true;
                 } else if (!strncmp(name, "data.tar", 8)) {
                         if (!seen_control)
-                                rc = dl_fail(err, DL_EPACKAGE, "%s: control.tar must come before data.tar in a .deb",
+                                rc = dl_fail(err, DL_EPACKAGE,
+                                             "%s: control.tar must come before data.tar in a .deb",
                                              what);
                         else
                                 rc = read_data(ctx, owner, a, what, ctl->md5sums == NULL, err);
@@ -685,11 +717,13 @@ static int copy_data_member(struct archive *outer, FILE *out, const char *deb_pa
                         ZSTD_outBuffer ob = {zout, out_cap, 0};
                         remaining = ZSTD_compressStream2(z, &ob, &ib, mode);
                         if (ZSTD_isError(remaining)) {
-                                rc = dl_fail(err, DL_EINTERNAL, "zstd: %s", ZSTD_getErrorName(remaining));
+                                rc = dl_fail(err, DL_EINTERNAL, "zstd: %s",
+                                             ZSTD_getErrorName(remaining));
                                 break;
                         }
                         if (fwrite(zout, 1, ob.pos, out) != ob.pos) {
-                                rc = dl_fail_errno(err, errno, "cannot write the prepared data.tar of", deb_path);
+                                rc = dl_fail_errno(
+                                    err, errno, "cannot write the prepared data.tar of", deb_path);
                                 break;
                         }
                 } while (rc == DL_OK && (mode == ZSTD_e_end ? remaining != 0 : ib.pos < ib.size));

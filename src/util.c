@@ -218,8 +218,7 @@ void dl_sha256_hex(const void *data, size_t n, char hex[DL_SHA256_HEX])
         dl_sha256_final(h, hex);
 }
 
-int dl_sha256_file(const char *path, char hex[DL_SHA256_HEX], uint64_t *size,
-                   struct dl_error *err)
+int dl_sha256_file(const char *path, char hex[DL_SHA256_HEX], uint64_t *size, struct dl_error *err)
 {
         char block[65536];
         uint64_t total = 0;
@@ -455,8 +454,8 @@ long long dl_parse_rfc2822(const char *s)
         /* "Sat, 11 Jul 2026 10:16:37 UTC": the weekday is optional. */
         if (comma)
                 s = comma + 1;
-        if (sscanf(s, " %d %3s %d %d:%d:%d %15s%n", &d, mon, &y, &h, &mi, &sec, zone,
-                   &consumed) < 6)
+        if (sscanf(s, " %d %3s %d %d:%d:%d %15s%n", &d, mon, &y, &h, &mi, &sec, zone, &consumed) <
+            6)
                 return -1;
         for (int i = 0; i < 12; i++) {
                 if (strcmp(mon, months[i]) != 0)

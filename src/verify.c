@@ -14,8 +14,7 @@ struct session {
         char *home;
 };
 
-static int session_open(struct session *s, const struct dl_verify_options *o,
-                        struct dl_error *err)
+static int session_open(struct session *s, const struct dl_verify_options *o, struct dl_error *err)
 {
         struct dl_buf keys = {0};
         gpgme_data_t data = NULL;
@@ -27,7 +26,8 @@ static int session_open(struct session *s, const struct dl_verify_options *o,
                 return dl_fail(err, DL_EINTERNAL, "gpgme is not usable");
         e = gpgme_engine_check_version(GPGME_PROTOCOL_OpenPGP);
         if (e)
-                return dl_fail(err, DL_EINTERNAL, "the OpenPGP engine (gpg) is missing: %s; install gnupg",
+                return dl_fail(err, DL_EINTERNAL,
+                               "the OpenPGP engine (gpg) is missing: %s; install gnupg",
                                gpgme_strerror(e));
         if ((rc = dl_read_file(o->keyring, &keys, err))) {
                 dl_error_wrap(err, "keyring of %s", o->what);
@@ -48,7 +48,9 @@ static int session_open(struct session *s, const struct dl_verify_options *o,
         e = gpgme_op_import(s->ctx, data);
         gpgme_import_result_t imp = e ? NULL : gpgme_op_import_result(s->ctx);
         if (e || !imp || imp->imported + imp->unchanged == 0) {
-                rc = dl_fail(err, DL_ESPEC, "keyring %s of %s holds no usable OpenPGP key%s%s; name a keyring file such as /usr/share/keyrings/debian-archive-keyring.gpg",
+                rc = dl_fail(err, DL_ESPEC,
+                             "keyring %s of %s holds no usable OpenPGP key%s%s; name a keyring "
+                             "file such as /usr/share/keyrings/debian-archive-keyring.gpg",
                              o->keyring, o->what, e ? ": " : "", e ? gpgme_strerror(e) : "");
                 goto out;
         }
@@ -82,8 +84,8 @@ static int judge(gpgme_ctx_t ctx, const struct dl_verify_options *o, struct dl_e
         }
         for (gpgme_signature_t sig = r->signatures; sig; sig = sig->next) {
                 gpgme_err_code_t code = gpgme_err_code(sig->status);
-                bool expired = (sig->summary & GPGME_SIGSUM_KEY_EXPIRED) ||
-                               code == GPG_ERR_KEY_EXPIRED;
+                bool expired =
+                    (sig->summary & GPGME_SIGSUM_KEY_EXPIRED) || code == GPG_ERR_KEY_EXPIRED;
                 if ((sig->summary & GPGME_SIGSUM_KEY_REVOKED) || code == GPG_ERR_CERT_REVOKED) {
                         dl_buf_printf(&why, "%skey %s is revoked", why.len ? "; " : "",
                                       sig->fpr ? sig->fpr : "?");
@@ -97,20 +99,22 @@ static int judge(gpgme_ctx_t ctx, const struct dl_verify_options *o, struct dl_e
                 if (expired && (code == GPG_ERR_NO_ERROR || code == GPG_ERR_KEY_EXPIRED) &&
                     !(sig->summary & GPGME_SIGSUM_RED)) {
                         if (o->allow_expired_key) {
-                                dl_warn("%s: accepting a good signature by the expired key %s because the source is a snapshot",
+                                dl_warn("%s: accepting a good signature by the expired key %s "
+                                        "because the source is a snapshot",
                                         o->what, sig->fpr ? sig->fpr : "?");
                                 dl_buf_free(&why);
                                 return DL_OK;
                         }
-                        dl_buf_printf(&why, "%ssignature by the expired key %s", why.len ? "; " : "",
-                                      sig->fpr ? sig->fpr : "?");
+                        dl_buf_printf(&why, "%ssignature by the expired key %s",
+                                      why.len ? "; " : "", sig->fpr ? sig->fpr : "?");
                         continue;
                 }
                 if (code == GPG_ERR_NO_PUBKEY)
                         dl_buf_printf(&why, "%ssigned by key %s, which is not in keyring %s",
                                       why.len ? "; " : "", sig->fpr ? sig->fpr : "?", o->keyring);
                 else if (code == GPG_ERR_BAD_SIGNATURE)
-                        dl_buf_printf(&why, "%sbad signature by key %s (the signed text was altered)",
+                        dl_buf_printf(&why,
+                                      "%sbad signature by key %s (the signed text was altered)",
                                       why.len ? "; " : "", sig->fpr ? sig->fpr : "?");
                 else
                         dl_buf_printf(&why, "%ssignature by key %s: %s", why.len ? "; " : "",

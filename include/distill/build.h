@@ -20,9 +20,9 @@ struct dl_build_options {
         const char *platform;  /* the architecture manifest.json lists; NULL: the first */
         struct dl_mirrors mirrors;
         int jobs;
-        bool locked;  /* fail unless the lock matches the spec */
-        bool offline; /* use only the cache (needs a matching lock) */
-        bool no_lock; /* resolve afresh even when a lock matches */
+        bool locked;                     /* fail unless the lock matches the spec */
+        bool offline;                    /* use only the cache (needs a matching lock) */
+        bool no_lock;                    /* resolve afresh even when a lock matches */
         const char *sbom;                /* --sbom FILE; NULL: none */
         enum dl_sbom_format sbom_format; /* --sbom-format; SPDX by default */
 };

@@ -26,7 +26,7 @@ bool dl_cache_valid(const struct dl_cache *c, const char *sha256);
 char *dl_cache_tmp_path(const struct dl_cache *c);
 /* Check tmp against sha256 (and size unless it is UINT64_MAX), then rename it into
  * place. On a mismatch tmp is removed and DL_EVERIFY returned naming what. */
-int dl_cache_commit(const struct dl_cache *c, const char *tmp, const char *sha256,
-                    uint64_t size, const char *what, struct dl_error *err);
+int dl_cache_commit(const struct dl_cache *c, const char *tmp, const char *sha256, uint64_t size,
+                    const char *what, struct dl_error *err);
 
 #endif

@@ -31,8 +31,8 @@ struct dl_accounts {
 int dl_accounts_build(const struct dl_spec *spec, struct dl_accounts *out, struct dl_error *err);
 void dl_accounts_free(struct dl_accounts *a);
 /* Resolve "name", "uid", "name:group" or "uid:gid" to numeric ids. */
-int dl_accounts_resolve_user(const struct dl_accounts *a, const char *spec_user,
-                             unsigned long *uid, unsigned long *gid, struct dl_error *err);
+int dl_accounts_resolve_user(const struct dl_accounts *a, const char *spec_user, unsigned long *uid,
+                             unsigned long *gid, struct dl_error *err);
 
 struct dl_customize_input {
         const struct dl_spec *spec;

@@ -27,11 +27,11 @@ struct dl_error {
 /* Fill err (if not NULL) and return code, so that callers can write
  * "return dl_fail(err, DL_ESPEC, ...)". */
 int dl_fail(struct dl_error *err, enum dl_code code, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Prefix err's message with context ("fetching x: "), keeping its code. */
 void dl_error_wrap(struct dl_error *err, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Map an errno value to a message tail and return DL_EIO. */
 int dl_fail_errno(struct dl_error *err, int errnum, const char *what, const char *path);

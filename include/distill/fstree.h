@@ -34,12 +34,12 @@ struct dl_node {
         unsigned mode; /* permission bits including setuid, setgid and sticky */
         unsigned long uid, gid;
         long long mtime;
-        uint64_t size;   /* regular files */
-        char *target;    /* symlink target or hardlink target path */
+        uint64_t size; /* regular files */
+        char *target;  /* symlink target or hardlink target path */
         char sha256[DL_SHA256_HEX];
         char md5[33];
         unsigned dev_major, dev_minor;
-        int owner;       /* index of the package that shipped it; -1 when generated */
+        int owner; /* index of the package that shipped it; -1 when generated */
         bool removed;
         bool filtered; /* dropped by the spec's path filter (removed is set too) */
         struct dl_xattr *xattrs;

@@ -9,11 +9,11 @@
 #include "distill/util.h"
 
 struct dl_http_options {
-        int max_attempts;      /* total tries for a transient failure */
-        long connect_timeout;  /* seconds */
-        long stall_timeout;    /* seconds without a byte before a transfer is aborted */
-        int max_parallel;      /* transfers at once */
-        long backoff_ms;       /* first retry delay; doubles each retry */
+        int max_attempts;     /* total tries for a transient failure */
+        long connect_timeout; /* seconds */
+        long stall_timeout;   /* seconds without a byte before a transfer is aborted */
+        int max_parallel;     /* transfers at once */
+        long backoff_ms;      /* first retry delay; doubles each retry */
 };
 
 void dl_http_defaults(struct dl_http_options *o);
@@ -21,8 +21,8 @@ int dl_http_global_init(struct dl_error *err);
 
 /* Fetch url into memory. A 404 or 410 returns DL_ENETWORK with *status set, so that
  * callers can fall back to another path; status is the last HTTP status (0 if none). */
-int dl_http_get(const struct dl_http_options *o, const char *url, struct dl_buf *out,
-                long *status, struct dl_error *err);
+int dl_http_get(const struct dl_http_options *o, const char *url, struct dl_buf *out, long *status,
+                struct dl_error *err);
 
 /* One file to download in a batch. The body is written to path. */
 struct dl_http_job {

@@ -29,12 +29,12 @@ struct dl_oci_input {
         const struct dl_oci_image *images;
         size_t n_images;
         size_t docker_image;
-        const char *arch;       /* Debian architecture */
-        const char *ref;        /* NAME:TAG */
-        const char *user;       /* numeric "uid:gid", or NULL */
+        const char *arch;                   /* Debian architecture */
+        const char *ref;                    /* NAME:TAG */
+        const char *user;                   /* numeric "uid:gid", or NULL */
         const struct dl_keyvals *extra_env; /* added after the spec's env, or NULL */
-        long long epoch;        /* created time */
-        const char *layer_path; /* the gzip blob */
+        long long epoch;                    /* created time */
+        const char *layer_path;             /* the gzip blob */
         const struct dl_layer *layer;
         size_t n_packages;
 };

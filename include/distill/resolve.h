@@ -39,7 +39,7 @@ struct dl_package {
         unsigned long long size;
         int source; /* from the dl_index it was read from */
         char *suite;
-        char *why;  /* "php8.2-fpm -> libxml2": the chain that pulled it in */
+        char *why; /* "php8.2-fpm -> libxml2": the chain that pulled it in */
 };
 
 struct dl_resolution {

@@ -48,8 +48,8 @@ struct dl_release {
         struct dl_release_file *files;
         size_t n_files;
         char inrelease_sha256[DL_SHA256_HEX]; /* digest of the file that was verified */
-        int source;       /* index of the spec source it belongs to */
-        char *spec_suite; /* the suite as the spec names it */
+        int source;                           /* index of the spec source it belongs to */
+        char *spec_suite;                     /* the suite as the spec names it */
 };
 
 /* Parse the signed text of a Release file. */

@@ -114,8 +114,8 @@ struct dl_spec {
         /* packages written as {name: N, architectures: [..]}: N is built only there */
         struct dl_keyvals package_archs; /* name -> space-separated architectures */
         struct dl_strlist exclude;
-        bool merged_usr;               /* true unless the spec says false */
-        unsigned long long max_file_size; /* bytes one unpacked file may have (limits.file_size) */
+        bool merged_usr;                   /* true unless the spec says false */
+        unsigned long long max_file_size;  /* bytes one unpacked file may have (limits.file_size) */
         struct dl_strlist allow_overwrite; /* path globs two packages may both ship */
         struct dl_strlist paths_exclude;   /* globs of package paths never unpacked */
         struct dl_strlist paths_include;   /* exceptions to paths_exclude */

@@ -11,11 +11,11 @@
 
 /* What the control archive of one package holds. */
 struct dl_deb_control {
-        char *control;   /* the control file, as shipped */
-        char *md5sums;   /* NULL when the package ships none */
-        char *conffiles; /* NULL when none */
+        char *control;             /* the control file, as shipped */
+        char *md5sums;             /* NULL when the package ships none */
+        char *conffiles;           /* NULL when none */
         struct dl_strlist scripts; /* names of maintainer scripts present (postinst, ...) */
-        char *postinst;  /* its text, for reporting what was skipped */
+        char *postinst;            /* its text, for reporting what was skipped */
 };
 
 /* The packages being unpacked, by owner index, so that a path shipped twice can
@@ -23,7 +23,7 @@ struct dl_deb_control {
 struct dl_unpack_context {
         struct dl_fstree *tree;
         bool merged_usr;
-        unsigned long long max_file_size; /* bytes; 0 means no limit */
+        unsigned long long max_file_size;         /* bytes; 0 means no limit */
         const struct dl_strlist *allow_overwrite; /* globs on absolute paths */
         const struct dl_strlist *paths_exclude;   /* never unpacked, unless ... */
         const struct dl_strlist *paths_include;   /* ... one of these matches */

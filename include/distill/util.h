@@ -45,8 +45,7 @@ struct dl_sha256 *dl_sha256_new(void);
 void dl_sha256_update(struct dl_sha256 *h, const void *data, size_t n);
 void dl_sha256_final(struct dl_sha256 *h, char hex[DL_SHA256_HEX]); /* also frees h */
 void dl_sha256_hex(const void *data, size_t n, char hex[DL_SHA256_HEX]);
-int dl_sha256_file(const char *path, char hex[DL_SHA256_HEX], uint64_t *size,
-                   struct dl_error *err);
+int dl_sha256_file(const char *path, char hex[DL_SHA256_HEX], uint64_t *size, struct dl_error *err);
 bool dl_is_sha256_hex(const char *s);
 
 int dl_read_file(const char *path, struct dl_buf *out, struct dl_error *err);

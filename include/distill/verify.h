@@ -10,7 +10,7 @@
 #include "distill/util.h"
 
 struct dl_verify_options {
-        const char *keyring; /* binary or armored OpenPGP keyring file */
+        const char *keyring;    /* binary or armored OpenPGP keyring file */
         bool allow_expired_key; /* accept a good signature by an expired, unrevoked key */
         const char *what;       /* names the file in messages: "source URL, suite bookworm" */
 };

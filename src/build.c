@@ -633,6 +633,9 @@ static int make_platform(struct build *b, const struct dl_build_options *o, stru
         if ((rc = dl_customize(&ci, &pl->tree, &cr, err)))
                 return rc;
         pl->ca_bundle = cr.ca_bundle;
+        /* --rootfs asks for the tree on disk; a build alone keeps contents in the blob. */
+        if (o->rootfs && (rc = dl_fstree_materialize(&pl->tree, err)))
+                return rc;
         pl->layer_path = dl_asprintf("%s/layer-%s.tar.gz", b->workdir, pl->arch);
         struct dl_layer_options lo = {.threads = 0, .cache = &b->cache};
         return dl_layer_write_with(&pl->tree, epoch, pl->layer_path, &lo, &pl->layer, err);

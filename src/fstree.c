@@ -31,9 +31,24 @@ static void rehash(struct dl_fstree *t)
 int dl_fstree_init(struct dl_fstree *t, const char *root, struct dl_error *err)
 {
         memset(t, 0, sizeof *t);
+        t->blob_fd = -1;
         t->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (t->root_fd < 0)
                 return dl_fail_errno(err, errno, "cannot open the staging directory", root);
+        /* Unlinked at once: it never shows in the staging directory and goes away with
+         * the process. */
+        char *blob = dl_asprintf("%s/.distill-blob-XXXXXX", root);
+        t->blob_fd = mkstemp(blob);
+        int saved = errno;
+        if (t->blob_fd >= 0)
+                unlink(blob);
+        free(blob);
+        if (t->blob_fd < 0) {
+                close(t->root_fd);
+                t->root_fd = -1;
+                return dl_fail_errno(err, saved, "cannot create a file in the staging directory",
+                                     root);
+        }
         t->root = dl_strdup(root);
         rehash(t);
         struct dl_node *n = dl_fstree_put(t, "");
@@ -64,8 +79,11 @@ void dl_fstree_free(struct dl_fstree *t)
         free(t->root);
         if (t->root_fd >= 0)
                 close(t->root_fd);
+        if (t->blob_fd >= 0)
+                close(t->blob_fd);
         memset(t, 0, sizeof *t);
         t->root_fd = -1;
+        t->blob_fd = -1;
 }
 
 struct dl_node *dl_fstree_get(const struct dl_fstree *t, const char *path)
@@ -301,6 +319,7 @@ int dl_fstree_write_file(struct dl_fstree *t, const char *path, const void *data
         node->size = n;
         node->owner = -1;
         node->removed = false;
+        node->in_blob = false;
         dl_sha256_hex(data, n, node->sha256);
         node->md5[0] = '\0';
         return DL_OK;
@@ -437,6 +456,96 @@ void dl_fstree_remove(struct dl_fstree *t, const char *path)
         }
 }
 
+int dl_fstree_blob_begin(struct dl_fstree *t, uint64_t *offset, struct dl_error *err)
+{
+        off_t end = lseek(t->blob_fd, 0, SEEK_END);
+        if (end < 0)
+                return dl_fail_errno(err, errno, "cannot use the blob in", t->root);
+        *offset = (uint64_t)end;
+        return DL_OK;
+}
+
+int dl_fstree_blob_copy(const struct dl_fstree *t, uint64_t offset, uint64_t size,
+                        int (*sink)(void *user, const void *data, size_t n), void *user,
+                        struct dl_error *err)
+{
+        static __thread char block[1 << 17];
+        while (size > 0) {
+                size_t want = size < sizeof block ? (size_t)size : sizeof block;
+                ssize_t r = pread(t->blob_fd, block, want, (off_t)offset);
+                if (r <= 0)
+                        return dl_fail(err, DL_EIO, "cannot read the staged contents in %s: %s",
+                                       t->root, r < 0 ? strerror(errno) : "ends early");
+                int rc = sink(user, block, (size_t)r);
+                if (rc)
+                        return dl_fail(err, rc, "cannot pass on the staged contents of %s", t->root);
+                offset += (uint64_t)r;
+                size -= (uint64_t)r;
+        }
+        return DL_OK;
+}
+
+static int append_to_buf(void *user, const void *data, size_t n)
+{
+        dl_buf_append(user, data, n);
+        return DL_OK;
+}
+
+struct fd_sink {
+        int fd;
+        int error;
+};
+
+static int write_to_fd(void *user, const void *data, size_t n)
+{
+        struct fd_sink *s = user;
+        const char *p = data;
+        while (n > 0) {
+                ssize_t w = write(s->fd, p, n);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0) {
+                        s->error = errno;
+                        return DL_EIO;
+                }
+                p += w;
+                n -= (size_t)w;
+        }
+        return DL_OK;
+}
+
+int dl_fstree_materialize(struct dl_fstree *t, struct dl_error *err)
+{
+        size_t n;
+        struct dl_node **v = dl_fstree_sorted(t, &n);
+        int rc = DL_OK;
+        for (size_t i = 0; i < n && rc == DL_OK; i++) {
+                struct dl_node *node = v[i];
+                if (node->type != DL_NODE_FILE || !node->in_blob)
+                        continue;
+                int fd = dl_fstree_open_write(t, node->path, err);
+                if (fd < 0) {
+                        rc = err->code;
+                        break;
+                }
+                struct fd_sink s = {fd, 0};
+                rc = dl_fstree_blob_copy(t, node->offset, node->size, write_to_fd, &s, err);
+                if (rc && s.error)
+                        rc = dl_fail_errno(err, s.error, "cannot write the staged file", node->path);
+                if (close(fd) != 0 && rc == DL_OK)
+                        rc = dl_fstree_write_error(t, node->path, err);
+        }
+        for (size_t i = 0; i < n && rc == DL_OK; i++) {
+                const struct dl_node *node = v[i];
+                const struct dl_node *target =
+                    node->type == DL_NODE_HARDLINK ? dl_fstree_get(t, node->target) : NULL;
+                if (target && target->in_blob)
+                        rc = dl_fstree_link(t, node->target, node->path, err);
+        }
+        free(v);
+        return rc;
+}
+
 int dl_fstree_read(const struct dl_fstree *t, const char *path, struct dl_buf *out,
                    struct dl_error *err)
 {
@@ -445,6 +554,11 @@ int dl_fstree_read(const struct dl_fstree *t, const char *path, struct dl_buf *o
                 return dl_fstree_read(t, n->target, out, err);
         if (!n || n->removed || n->type != DL_NODE_FILE)
                 return dl_fail(err, DL_EIO, "/%s is not a regular file in the image", path);
+        if (n->in_blob) {
+                int rc = dl_fstree_blob_copy(t, n->offset, n->size, append_to_buf, out, err);
+                dl_buf_str(out);
+                return rc;
+        }
         int fd = dl_fstree_open_read(t, path, err);
         if (fd < 0)
                 return err->code;

@@ -245,6 +245,13 @@ static unsigned type_bits(enum dl_node_type t)
         }
 }
 
+/* Pass staged contents on to the tar writer. */
+static int archive_sink(void *user, const void *data, size_t n)
+{
+        struct archive *a = user;
+        return archive_write_data(a, data, n) == (la_ssize_t)n ? DL_OK : DL_EIO;
+}
+
 static int write_entry(struct archive *a, struct archive_entry *e, const struct dl_fstree *t,
                        const struct dl_node *n, long long epoch, struct dl_error *err)
 {
@@ -291,6 +298,8 @@ static int write_entry(struct archive *a, struct archive_entry *e, const struct 
                                archive_error_string(a));
         if (n->type != DL_NODE_FILE)
                 return DL_OK;
+        if (n->in_blob)
+                return dl_fstree_blob_copy(t, n->offset, n->size, archive_sink, a, err);
         int fd = dl_fstree_open_read(t, n->path, err);
         if (fd < 0)
                 return err->code;

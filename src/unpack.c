@@ -315,36 +315,28 @@ static int unpack_file(struct dl_unpack_context *ctx, int owner, struct archive 
         struct dl_fstree *t = ctx->tree;
         struct dl_node *existing = dl_fstree_get(t, path);
         bool clash = existing && !existing->removed;
-        char *tmp = clash ? dl_asprintf("%s.distill-new", path) : dl_strdup(path);
         char sha[DL_SHA256_HEX], md5[33] = "";
-        uint64_t size = 0;
+        uint64_t size = 0, offset = 0;
         int rc;
 
-        if (clash && existing->type == DL_NODE_DIR) {
-                free(tmp);
+        if (clash && existing->type == DL_NODE_DIR)
                 return dl_fail(
                     err, DL_EPACKAGE, "%s: ships /%s as a file, but %s ships it as a directory",
                     what, path, existing->owner >= 0 ? ctx->names[existing->owner] : "the spec");
-        }
-        int fd = dl_fstree_open_write(t, tmp, err);
-        if (fd < 0) {
-                free(tmp);
-                return err->code;
-        }
-        if (ctx->max_file_size && archive_entry_size(e) > (la_int64_t)ctx->max_file_size) {
-                close(fd);
-                dl_fstree_unlink(t, tmp);
-                free(tmp);
+        if (ctx->max_file_size && archive_entry_size(e) > (la_int64_t)ctx->max_file_size)
                 return dl_fail(err, DL_EPACKAGE,
                                "%s: /%s declares %lld bytes, more than %llu, the limit for one "
                                "file; raise limits.file_size in the spec if the package is trusted",
                                what, path, (long long)archive_entry_size(e), ctx->max_file_size);
-        }
-        rc = stream_file(t, a, fd, what, path, ctx->max_file_size, sha, want_md5 ? md5 : NULL,
-                         &size, err);
-        if (close(fd) != 0 && rc == DL_OK)
-                rc = dl_fstree_write_error(ctx->tree, path, err);
-        if (rc == DL_OK && clash) {
+        /* The contents go to the tree's blob; a copy that loses a clash stays there
+         * unused. */
+        if ((rc = dl_fstree_blob_begin(t, &offset, err)))
+                return rc;
+        rc = stream_file(t, a, t->blob_fd, what, path, ctx->max_file_size, sha,
+                         want_md5 ? md5 : NULL, &size, err);
+        if (rc)
+                return rc;
+        if (clash) {
                 bool same = existing->type == DL_NODE_FILE && strcmp(existing->sha256, sha) == 0;
                 if (existing->type == DL_NODE_HARDLINK) {
                         const struct dl_node *target = dl_fstree_get(t, existing->target);
@@ -352,27 +344,19 @@ static int unpack_file(struct dl_unpack_context *ctx, int owner, struct archive 
                 }
                 int take = same ? 0 : resolve_clash(ctx, owner, existing, path, err);
                 if (take < 0)
-                        rc = -take;
-                if (rc == DL_OK && take == 1) {
-                        rc = dl_fstree_rename(t, tmp, path, err);
-                } else {
-                        dl_fstree_unlink(t, tmp);
-                        if (take == 0 && rc == DL_OK) {
-                                free(tmp);
-                                return DL_OK; /* identical contents: keep the first */
-                        }
-                }
-        } else if (rc) {
-                dl_fstree_unlink(t, tmp);
+                        return -take;
+                if (take == 0)
+                        return DL_OK; /* identical contents, or the older package wins */
+                /* A symlink or file staged on disk at this path is out of date now. */
+                dl_fstree_unlink(t, path);
         }
-        free(tmp);
-        if (rc)
-                return rc;
         struct dl_node *n = dl_fstree_put(t, path);
         free(n->target);
         n->target = NULL;
         n->type = DL_NODE_FILE;
         n->size = size;
+        n->in_blob = true;
+        n->offset = offset;
         memcpy(n->sha256, sha, sizeof sha);
         memcpy(n->md5, md5, sizeof md5);
         set_meta(n, e, owner);
@@ -450,8 +434,9 @@ static int unpack_hardlink(struct dl_unpack_context *ctx, int owner, struct arch
                         return -take;
                 }
         }
-        /* The staged copy is only for reading back; the layer records the link. */
-        int rc = dl_fstree_link(t, target, path, err);
+        /* The layer records the link; a staged copy on disk exists only for a target
+         * that is on disk (contents in the blob are linked by dl_fstree_materialize). */
+        int rc = tn->in_blob ? DL_OK : dl_fstree_link(t, target, path, err);
         if (rc) {
                 free(target);
                 return rc;

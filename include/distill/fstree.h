@@ -42,6 +42,8 @@ struct dl_node {
         int owner; /* index of the package that shipped it; -1 when generated */
         bool removed;
         bool filtered; /* dropped by the spec's path filter (removed is set too) */
+        bool in_blob;  /* contents at offset in the tree's blob, not in a staged file */
+        uint64_t offset;
         struct dl_xattr *xattrs;
         size_t n_xattrs;
 };
@@ -49,6 +51,10 @@ struct dl_node {
 struct dl_fstree {
         char *root; /* staging directory */
         int root_fd;
+        /* Package file contents, appended one after another to one unlinked file in
+         * the staging directory: creating one file per package file cost more than
+         * anything else in a build. dl_fstree_materialize writes them out. */
+        int blob_fd;
         struct dl_node **nodes;
         size_t n_nodes;
         size_t *slots; /* open-addressing hash of node index + 1 */
@@ -100,6 +106,17 @@ void dl_fstree_unlink(struct dl_fstree *t, const char *path);
 
 /* Mark path and everything below it removed (table and disk). */
 void dl_fstree_remove(struct dl_fstree *t, const char *path);
+
+/* Append the data of a file being unpacked to the blob; returns its offset in
+ * *offset, or an error. Write with dl_fstree_blob_write, which must follow at once. */
+int dl_fstree_blob_begin(struct dl_fstree *t, uint64_t *offset, struct dl_error *err);
+/* Copy size bytes of the blob from offset to fd. */
+int dl_fstree_blob_copy(const struct dl_fstree *t, uint64_t offset, uint64_t size,
+                        int (*sink)(void *user, const void *data, size_t n), void *user,
+                        struct dl_error *err);
+/* Write every file kept in the blob to its path in the staging directory, for
+ * --rootfs. */
+int dl_fstree_materialize(struct dl_fstree *t, struct dl_error *err);
 
 /* Read a staged regular file (following hardlinks in the table). */
 int dl_fstree_read(const struct dl_fstree *t, const char *path, struct dl_buf *out,

@@ -336,16 +336,10 @@ int dl_fstree_add_symlink(struct dl_fstree *t, const char *path, const char *tar
                 return dl_fail(err, DL_ESPEC,
                                "cannot create the symlink /%s: the image has a directory there",
                                path);
-        const char *base;
-        int dirfd = open_parent(t, path, &base, true, err);
-        if (dirfd < 0)
-                return err->code;
-        unlinkat(dirfd, base, 0);
-        if (symlinkat(target, dirfd, base) != 0)
-                rc = dl_fail_errno(err, errno, "cannot create the staged symlink", path);
-        close(dirfd);
-        if (rc)
-                return rc;
+        /* Symlinks live in the table alone (dl_fstree_materialize writes them out);
+         * a staged file at this path is out of date now. */
+        if (node && !node->removed && node->type == DL_NODE_FILE && !node->in_blob)
+                dl_fstree_unlink(t, path);
         node = dl_fstree_put(t, path);
         free(node->target);
         node->target = dl_strdup(target);
@@ -514,6 +508,23 @@ static int write_to_fd(void *user, const void *data, size_t n)
         return DL_OK;
 }
 
+/* Create a symlink in the staging directory, replacing what is there, without
+ * following a symlink in any parent. */
+static int stage_symlink(struct dl_fstree *t, const char *path, const char *target,
+                         struct dl_error *err)
+{
+        const char *base;
+        int rc = DL_OK;
+        int dirfd = open_parent(t, path, &base, true, err);
+        if (dirfd < 0)
+                return err->code;
+        unlinkat(dirfd, base, 0);
+        if (symlinkat(target, dirfd, base) != 0)
+                rc = dl_fail_errno(err, errno, "cannot create the staged symlink", path);
+        close(dirfd);
+        return rc;
+}
+
 int dl_fstree_materialize(struct dl_fstree *t, struct dl_error *err)
 {
         size_t n;
@@ -541,6 +552,8 @@ int dl_fstree_materialize(struct dl_fstree *t, struct dl_error *err)
                     node->type == DL_NODE_HARDLINK ? dl_fstree_get(t, node->target) : NULL;
                 if (target && target->in_blob)
                         rc = dl_fstree_link(t, node->target, node->path, err);
+                if (node->type == DL_NODE_SYMLINK)
+                        rc = stage_symlink(t, node->path, node->target, err);
         }
         free(v);
         return rc;

@@ -114,8 +114,8 @@ int dl_fstree_blob_begin(struct dl_fstree *t, uint64_t *offset, struct dl_error 
 int dl_fstree_blob_copy(const struct dl_fstree *t, uint64_t offset, uint64_t size,
                         int (*sink)(void *user, const void *data, size_t n), void *user,
                         struct dl_error *err);
-/* Write every file kept in the blob to its path in the staging directory, for
- * --rootfs. */
+/* Write every file kept in the blob, and every symlink (which lives in the table
+ * alone), to its path in the staging directory, for --rootfs. */
 int dl_fstree_materialize(struct dl_fstree *t, struct dl_error *err);
 
 /* Read a staged regular file (following hardlinks in the table). */

@@ -633,7 +633,7 @@ static int make_platform(struct build *b, const struct dl_build_options *o, stru
         if ((rc = dl_customize(&ci, &pl->tree, &cr, err)))
                 return rc;
         pl->ca_bundle = cr.ca_bundle;
-        /* --rootfs asks for the tree on disk; a build alone keeps contents in the blob. */
+        /* With --rootfs the tree is written out; otherwise contents stay in the blob. */
         if (o->rootfs && (rc = dl_fstree_materialize(&pl->tree, err)))
                 return rc;
         pl->layer_path = dl_asprintf("%s/layer-%s.tar.gz", b->workdir, pl->arch);
@@ -667,7 +667,11 @@ static void prep_start(struct build *b, struct prep_pool *p)
                 }
         free(dir);
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        p->n_threads = cores < 1 ? 1 : cores > 16 ? 16 : (int)cores;
+        p->n_threads = (int)cores;
+        if (cores < 1)
+                p->n_threads = 1;
+        if (cores > 16)
+                p->n_threads = 16;
         p->threads = dl_calloc((size_t)p->n_threads, sizeof *p->threads);
         for (int i = 0; i < p->n_threads; i++)
                 if (pthread_create(&p->threads[i], NULL, prep_worker, p) != 0) {

@@ -26,7 +26,7 @@ static void *watch(void *arg)
                 dl_rm_rf(paths.v[i - 1]);
         static const char msg[] = "distill: interrupted; removed temporary files\n";
         if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
-                /* Nothing more to do: the exit status tells the caller. */
+                /* Nothing more to do, because the exit status reports the signal. */
         }
         _exit(128 + sig);
 }

@@ -435,7 +435,7 @@ static int php_version(const struct dl_customize_input *in, struct dl_fstree *t,
                              "such as php8.2-fpm, or remove the php section");
         else
                 rc = dl_fail(err, DL_ESPEC,
-                             "php: the image holds several php versions; set php.version");
+                             "php: the image contains several php versions; set php.version");
         dl_strlist_free(&found);
         return rc;
 }
@@ -851,7 +851,7 @@ static char *status_paragraph(const char *control)
         return s;
 }
 
-/* Keep the md5sums lines of files the image holds from that package, so that
+/* Keep the md5sums lines of files the image contains from that package, so that
  * scanners map files to packages truthfully after the path filter (or a spec file)
  * removed some. */
 static void filter_md5sums(const struct dl_fstree *t, int owner, const char *md5sums,

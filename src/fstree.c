@@ -164,7 +164,7 @@ char *dl_fstree_normalize(const char *name, bool merged_usr, const char *what, s
         return s;
 }
 
-/* Open the directory that holds path's last component, walking from the staging root
+/* Open the directory that contains path's last component, walking from the staging root
  * without following a symlink at any step. Sets *base to that component. */
 static int open_parent(const struct dl_fstree *t, const char *path, const char **base, bool create,
                        struct dl_error *err)
@@ -472,7 +472,8 @@ int dl_fstree_blob_copy(const struct dl_fstree *t, uint64_t offset, uint64_t siz
                                        t->root, r < 0 ? strerror(errno) : "ends early");
                 int rc = sink(user, block, (size_t)r);
                 if (rc)
-                        return dl_fail(err, rc, "cannot pass on the staged contents of %s", t->root);
+                        return dl_fail(err, rc, "cannot pass on the staged contents of %s",
+                                       t->root);
                 offset += (uint64_t)r;
                 size -= (uint64_t)r;
         }
@@ -542,7 +543,8 @@ int dl_fstree_materialize(struct dl_fstree *t, struct dl_error *err)
                 struct fd_sink s = {fd, 0};
                 rc = dl_fstree_blob_copy(t, node->offset, node->size, write_to_fd, &s, err);
                 if (rc && s.error)
-                        rc = dl_fail_errno(err, s.error, "cannot write the staged file", node->path);
+                        rc =
+                            dl_fail_errno(err, s.error, "cannot write the staged file", node->path);
                 if (close(fd) != 0 && rc == DL_OK)
                         rc = dl_fstree_write_error(t, node->path, err);
         }

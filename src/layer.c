@@ -106,8 +106,8 @@ static bool load_cached(const struct sink *s, struct group *g)
                 dl_buf_free(&b);
                 return false;
         }
-        /* The gzip trailer holds the size of the uncompressed data; a mismatch means a
-         * damaged entry, which is compressed again. */
+        /* The gzip trailer records the size of the uncompressed data. A mismatch means
+         * a damaged entry, which is compressed again. */
         const unsigned char *t = (const unsigned char *)b.data + b.len - 4;
         uint32_t isize =
             (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
@@ -213,7 +213,7 @@ static int flush_batch(struct sink *s, bool final)
         return rc;
 }
 
-/* End the open group after this entry when its path says so. */
+/* End the open group after this entry when its path hash is a boundary. */
 static int end_entry(struct sink *s, const char *path)
 {
         size_t h = 1469598103934665603ULL;
@@ -327,7 +327,11 @@ static int write_entry(struct archive *a, struct archive_entry *e, const struct 
 static int default_threads(void)
 {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        return n < 1 ? 1 : n > 32 ? 32 : (int)n;
+        if (n < 1)
+                return 1;
+        if (n > 32)
+                return 32;
+        return (int)n;
 }
 
 int dl_layer_write_with(const struct dl_fstree *t, long long epoch, const char *path,

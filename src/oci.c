@@ -292,7 +292,7 @@ static int write_tar(const char *output, struct member *members, size_t n, long 
         if (archive_write_open_fd(a, fd) != ARCHIVE_OK)
                 rc = dl_fail(err, DL_EIO, "cannot write %s: %s", tmp, archive_error_string(a));
         for (size_t i = 0; i < n && rc == DL_OK; i++) {
-                /* Two platforms can share a blob; the tar holds it once. */
+                /* Two platforms can share a blob, which the tar contains once. */
                 if (i > 0 && !strcmp(members[i].name, members[i - 1].name))
                         continue;
                 rc = add_member(a, e, &members[i], epoch, tmp, err);

@@ -75,7 +75,7 @@ int dl_postinst_ca_certificates(struct dl_fstree *t, long long epoch, bool *made
                         free(hash_target);
                         free(name);
                 } else if (rc == DL_OK) {
-                        dl_warn("ca-certificates: /%s holds no PEM certificate; it is in the "
+                        dl_warn("ca-certificates: /%s contains no PEM certificate; it is in the "
                                 "bundle but has no hash link",
                                 certs.v[i]);
                 }

@@ -285,7 +285,7 @@ static int load_indexes(struct resolver *r, struct dl_error *err)
                 Repo *repo = repo_create(pool, idx->path);
                 r->repo_index[repo->repoid] = idx;
                 /* Each index gets its own priority map while it loads, so the cached
-                 * copy holds that index alone; then it joins the resolver's map. */
+                 * copy contains that index alone. Then it joins the resolver's map. */
                 struct priorities one = {0};
                 int rc = load_index(r, idx, repo, &one, err);
                 for (size_t k = 0; k < one.cap; k++)
@@ -327,9 +327,9 @@ static bool usable(const struct resolver *r, Id p)
         return MAPTST(&r->considered, p) && pool_installable(r->pool, s);
 }
 
-/* The better of two candidates for one dependency named name: a package of that very
- * name beats a provider; then the higher Priority; then the name; then the higher
- * version; then the earlier index. */
+/* Whether a is a better candidate than b for a dependency on name. A package of that
+ * very name beats a provider. Ties go to the higher Priority, then the name, then
+ * the higher version, then the earlier index. */
 static bool better(const struct resolver *r, Id name, Id a, Id b)
 {
         Pool *pool = r->pool;

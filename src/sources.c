@@ -178,7 +178,7 @@ void dl_release_free(struct dl_release *r)
 }
 
 /* A source the spec marks unsigned: the Release (or the text of InRelease) is read
- * without any signature check, and every build says so. */
+ * without any signature check, and every build warns about it. */
 static int fetch_unsigned(const struct dl_source *src, const char *suite, const char *base,
                           const struct dl_sources_options *o, const char *what,
                           struct dl_buf *plain, struct dl_release *rel, struct dl_error *err)
@@ -344,7 +344,7 @@ static void add_index(struct dl_sources *s, const char *path, int source, const 
 /* Load the indexes of one component: binary-ARCH, plus binary-all when the Release
  * lists "all" among its Architectures and does not say that the per-architecture
  * indexes carry those packages (No-Support-for-Architecture-all: Packages). That is
- * apt's rule; an archive that does not list "all" keeps Architecture: all packages
+ * apt's rule. An archive that does not list "all" keeps Architecture: all packages
  * in every binary-ARCH index, and its binary-all files may be stale. */
 static int load_component(const struct dl_source *src, int source_index, const char *suite,
                           const char *base, const struct dl_release *rel, const char *component,

@@ -153,8 +153,8 @@ static int read_control(struct archive *outer, const char *what, struct dl_deb_c
                               !strcmp(name, "postrm") || !strcmp(name, "triggers") ||
                               !strcmp(name, "config") || !strcmp(name, "postinst");
                 if ((slot && *slot) || (script && dl_strlist_contains(&ctl->scripts, name))) {
-                        rc =
-                            dl_fail(err, DL_EPACKAGE, "%s: control.tar holds %s twice", what, name);
+                        rc = dl_fail(err, DL_EPACKAGE, "%s: control.tar contains %s twice", what,
+                                     name);
                         break;
                 }
                 if (slot)
@@ -181,7 +181,7 @@ static bool overwrite_allowed(const struct dl_unpack_context *ctx, const char *p
         return ok;
 }
 
-/* Decide what happens when package owner ships path that existing already holds
+/* Decide what happens when package owner ships path that existing already has
  * with other contents: 1 to take the new one, 0 to keep the old, or minus an error
  * code. Replaces works in either unpack order, as dpkg's does in its own order. */
 static int resolve_clash(const struct dl_unpack_context *ctx, int owner,
@@ -434,8 +434,8 @@ static int unpack_hardlink(struct dl_unpack_context *ctx, int owner, struct arch
                         return -take;
                 }
         }
-        /* The layer records the link; a staged copy on disk exists only for a target
-         * that is on disk (contents in the blob are linked by dl_fstree_materialize). */
+        /* The layer records the link. A staged link on disk is made here only for a
+         * target on disk, and dl_fstree_materialize links targets in the blob. */
         int rc = tn->in_blob ? DL_OK : dl_fstree_link(t, target, path, err);
         if (rc) {
                 free(target);
@@ -634,10 +634,10 @@ int dl_unpack_deb(struct dl_unpack_context *ctx, int owner, const char *deb_path
                         seen_binary = true;
                         free(v);
                 } else if (!strncmp(name, "control.tar", 11) && seen_control) {
-                        rc = dl_fail(err, DL_EPACKAGE, "%s: %s holds two control.tar members", what,
-                                     deb_path);
+                        rc = dl_fail(err, DL_EPACKAGE, "%s: %s contains two control.tar members",
+                                     what, deb_path);
                 } else if (!strncmp(name, "data.tar", 8) && seen_data) {
-                        rc = dl_fail(err, DL_EPACKAGE, "%s: %s holds two data.tar members", what,
+                        rc = dl_fail(err, DL_EPACKAGE, "%s: %s contains two data.tar members", what,
                                      deb_path);
                 } else if (!strncmp(name, "control.tar", 11)) {
                         if (!seen_binary)

@@ -7,7 +7,7 @@
 
 #include "distill/log.h"
 
-/* A context bound to a temporary GNUPGHOME that holds only the keyring's keys, so a
+/* A context bound to a temporary GNUPGHOME that contains only the keyring's keys, so a
  * good signature can only come from a key of that keyring. */
 struct session {
         gpgme_ctx_t ctx;

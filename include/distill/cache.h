@@ -1,4 +1,4 @@
-/* A content-addressed cache: DIR/sha256/<hex> holds a file whose SHA-256 is <hex>.
+/* A content-addressed cache: DIR/sha256/<hex> is a file whose SHA-256 is <hex>.
  * Entries are written under DIR/tmp and renamed into place after their digest is
  * checked, so concurrent builds sharing DIR never see a partial file. */
 #ifndef DISTILL_CACHE_H

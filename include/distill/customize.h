@@ -1,6 +1,6 @@
-/* What maintainer scripts would have done, stated by the spec and done here:
- * accounts, directories, symlinks, files, php extension links and the php-fpm
- * pool, and the package database that scanners read. */
+/* Customization of the staged tree: the work maintainer scripts would have done,
+ * as the spec states it. It covers accounts, directories, symlinks, files, php
+ * extension links, the php-fpm pool, and the package database that scanners read. */
 #ifndef DISTILL_CUSTOMIZE_H
 #define DISTILL_CUSTOMIZE_H
 

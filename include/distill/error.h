@@ -10,7 +10,7 @@ enum dl_code {
         DL_OK = 0,
         DL_EINTERNAL = 1, /* out of memory, a library failed unexpectedly */
         DL_EUSAGE = 2,    /* bad command line */
-        DL_ESPEC = 3,     /* the spec is invalid, or asks for what the packages lack */
+        DL_ESPEC = 3,     /* the spec is invalid, or requests what the packages lack */
         DL_ENETWORK = 4,  /* a download failed after retries */
         DL_EVERIFY = 5,   /* a signature, checksum or Release field did not verify */
         DL_ERESOLVE = 6,  /* the package set cannot be satisfied */

@@ -1,7 +1,8 @@
-/* The image's file system as a metadata table. Regular file contents live in a
- * staging directory on disk; owners, modes, times, device numbers and link targets
- * live here, so that a build run by an ordinary user still records root-owned
- * setuid files faithfully. Paths are relative ("usr/bin/php"); the root is "". */
+/* The image's file system as a metadata table. Owners, modes, times, device
+ * numbers and link targets live here, so a build run by an ordinary user still
+ * records root-owned setuid files faithfully. Package file contents live in one
+ * blob file, generated files and directories in a staging directory.
+ * Paths are relative ("usr/bin/php"), and the root is "". */
 #ifndef DISTILL_FSTREE_H
 #define DISTILL_FSTREE_H
 

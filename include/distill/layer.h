@@ -27,12 +27,15 @@ struct dl_layer_options {
 /* Write the layer of t to path. Entries newer than epoch get epoch as mtime; entries
  * without a time (mtime -1) get epoch.
  *
- * The tar stream is cut into groups of whole entries, where an entry whose path
- * hashes to 0 modulo DL_LAYER_GROUP_SPACING ends a group, and each group becomes
- * one gzip member (RFC 1952 allows several; Go's and Python's readers, and so
- * docker, podman, skopeo and containerd, read them as one stream). The cut depends
- * only on the entries, so the bytes do not depend on the thread count, and a group
- * whose bytes were compressed before is taken from the cache. */
+ * The tar stream is cut into groups. An entry whose path hashes to 0 modulo
+ * DL_LAYER_GROUP_SPACING ends a group, and a group is also cut every 2 MiB from its
+ * start. Each group becomes one gzip member, which RFC 1952 allows. Go's gzip
+ * reader (docker, podman, skopeo, containerd), Python's gzip module and GNU tar
+ * read the members as one stream.
+ * NOTE: Python tarfile's stream mode ("r|gz") and Rust flate2's GzDecoder stop
+ * after the first member.
+ * The cut depends only on the entries, so the bytes do not depend on the thread
+ * count, and a group compressed before is taken from the cache. */
 int dl_layer_write(const struct dl_fstree *t, long long epoch, const char *path,
                    struct dl_layer *out, struct dl_error *err);
 int dl_layer_write_with(const struct dl_fstree *t, long long epoch, const char *path,

@@ -9,7 +9,7 @@
 #include "distill/fstree.h"
 #include "distill/util.h"
 
-/* What the control archive of one package holds. */
+/* The contents of one package's control archive. */
 struct dl_deb_control {
         char *control;             /* the control file, as shipped */
         char *md5sums;             /* NULL when the package ships none */

@@ -3,7 +3,7 @@
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-PKGS    := libarchive libcurl liblzma zlib gpgme libsolv libsolvext yaml-0.1 jansson libcrypto libdeflate libzstd
+PKGS    := libarchive libcurl liblzma zlib gpgme libsolv libsolvext yaml-0.1 jansson libcrypto libdeflate
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
@@ -20,7 +20,7 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 SAN_OBJ := $(LIB_SRC:src/%.c=build/san/%.o)
 
 DEB_PACKAGES := build-essential pkg-config git \
-	libarchive-dev libcurl4-openssl-dev liblzma-dev zlib1g-dev libzstd-dev libbz2-dev \
+	libarchive-dev libcurl4-openssl-dev liblzma-dev zlib1g-dev libbz2-dev \
 	libgpgme-dev libsolv-dev libsolvext-dev libyaml-dev libjansson-dev libssl-dev libcmocka-dev libdeflate-dev \
 	dpkg-dev apt-utils gnupg gpgv debian-archive-keyring ca-certificates curl python3 \
 	xz-utils zstd bzip2 skopeo umoci podman runc libfcgi-bin util-linux iproute2 passwd \

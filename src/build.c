@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <jansson.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,76 +98,165 @@ static int add_merged_usr_links(struct dl_fstree *t, bool before, struct dl_erro
         return rc;
 }
 
-/* Decompressing data.tar members in parallel, ahead of the unpacking, which takes
- * them in order. Each job leaves a zstd copy of one package's data.tar in the cache
- * (unpacked/SHA256.tar.zst), which later builds reuse. */
-struct prep_job {
-        char *sha256;
+/* Unpacking packages on several threads, ahead of the merge, which takes them in
+ * order. Each job leaves its package's record in the cache (unpacked/KEY.meta and
+ * unpacked/KEY.data), where later builds with the same unpack options find it, so
+ * that a build after a change unpacks only the packages that changed. */
+struct unpack_job {
+        const char *sha256; /* of the .deb (borrowed) */
         char *deb;
-        char *dest;
-        int state; /* 0 waiting, 1 running, 2 done, 3 failed */
+        char *what;
+        uint64_t size; /* of the .deb: the largest start first */
+        struct dl_deb_record rec;
+        int fd; /* the data file, open for reading */
+        bool cached;
+        bool ready; /* the .deb is in the cache */
+        int state;  /* 0 waiting, 1 running, 2 done, 3 failed */
         struct dl_error err;
 };
 
-struct prep_pool {
-        struct prep_job *jobs;
-        size_t n, next;
+struct unpack_pool {
+        struct unpack_job *jobs;
+        size_t n;
+        size_t *order; /* job indexes, largest .deb first */
+        size_t started;
+        bool stopping;
+        struct dl_unpack_options opts;
+        char *options_key; /* the options, as they enter each record's key */
+        const struct dl_cache *cache;
         pthread_mutex_t lock;
-        pthread_cond_t done;
+        pthread_cond_t work, done;
         pthread_t *threads;
         int n_threads;
 };
 
-/* A prepared copy is trusted only when its digest matches the one recorded beside
- * it, so a damaged copy is made again rather than unpacked. */
-static bool prepared_valid(const char *dest)
+/* The cache path of a job's record, with suffix "meta" or "data". */
+static char *record_path(const struct unpack_pool *p, const struct unpack_job *j,
+                         const char *suffix)
 {
-        char *side = dl_asprintf("%s.sha256", dest);
-        struct dl_buf want = {0};
-        char got[DL_SHA256_HEX];
+        char key[DL_SHA256_HEX];
+        struct dl_sha256 *h = dl_sha256_new();
+        dl_sha256_update(h, j->sha256, strlen(j->sha256));
+        dl_sha256_update(h, p->options_key, strlen(p->options_key));
+        dl_sha256_final(h, key);
+        return dl_asprintf("%s/unpacked/%s.%s", p->cache->dir, key, suffix);
+}
+
+/* Load a job's record from the cache; false when it is missing or damaged. */
+static bool load_record(const struct unpack_pool *p, struct unpack_job *j)
+{
+        char *meta = record_path(p, j, "meta"), *data = record_path(p, j, "data");
+        struct dl_buf b = {0};
         struct dl_error ignored;
-        bool ok = dl_read_file(side, &want, &ignored) == DL_OK && want.len >= 64 &&
-                  dl_sha256_file(dest, got, NULL, &ignored) == DL_OK &&
-                  !strncmp(got, want.data, 64);
-        dl_buf_free(&want);
-        free(side);
+        struct stat st;
+        bool ok = false;
+        if (dl_read_file(meta, &b, &ignored) == DL_OK &&
+            dl_deb_record_load(b.data, b.len, &j->rec, &ignored) == DL_OK) {
+                j->fd = open(data, O_RDONLY | O_CLOEXEC);
+                ok = j->fd >= 0 && fstat(j->fd, &st) == 0 &&
+                     (uint64_t)st.st_size == j->rec.data_size;
+                if (!ok) {
+                        if (j->fd >= 0)
+                                close(j->fd);
+                        j->fd = -1;
+                        dl_deb_record_free(&j->rec);
+                }
+        }
+        dl_buf_free(&b);
+        free(meta);
+        free(data);
         return ok;
 }
 
-static int prepare(struct prep_job *j)
+/* Unpack a job's .deb into a new record and store it in the cache. */
+static int unpack_job(const struct unpack_pool *p, struct unpack_job *j)
 {
-        char hex[DL_SHA256_HEX];
-        int rc = dl_unpack_prepare_data(j->deb, j->dest, &j->err);
-        if (rc == DL_OK && (rc = dl_sha256_file(j->dest, hex, NULL, &j->err)) == DL_OK) {
-                char *side = dl_asprintf("%s.sha256", j->dest);
-                rc = dl_write_file_unsynced(side, hex, 64, 0644, &j->err);
-                free(side);
+        char *tmp = dl_cache_tmp_path(p->cache);
+        int rc;
+        j->fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (j->fd < 0) {
+                rc = dl_fail_errno(&j->err, errno, "cannot create", tmp);
+                free(tmp);
+                return rc;
         }
+        dl_cleanup_add(tmp);
+        rc = dl_deb_read(j->deb, j->what, &p->opts, j->fd, &j->rec, &j->err);
+        char *meta = record_path(p, j, "meta"), *data = record_path(p, j, "data");
+        if (rc == DL_OK && rename(tmp, data) == 0) {
+                /* The data first: a record is complete once its meta file exists. A
+                 * cache that cannot take it costs only the reuse. */
+                struct dl_buf b = {0};
+                struct dl_error ignored;
+                dl_deb_record_save(&j->rec, &b);
+                dl_write_file_unsynced(meta, b.data, b.len, 0644, &ignored);
+                dl_buf_free(&b);
+        } else {
+                unlink(tmp);
+        }
+        dl_cleanup_forget(tmp);
+        free(meta);
+        free(data);
+        free(tmp);
         return rc;
 }
 
-static void *prep_worker(void *arg)
+/* The first job whose .deb is ready and that no thread has taken, in the queue's
+ * order; NULL when there is none now. Called with the lock held. */
+static struct unpack_job *next_job(struct unpack_pool *p)
 {
-        struct prep_pool *p = arg;
+        for (size_t k = 0; k < p->n; k++) {
+                struct unpack_job *j = &p->jobs[p->order[k]];
+                if (j->state == 0 && j->ready)
+                        return j;
+        }
+        return NULL;
+}
+
+static void *unpack_worker(void *arg)
+{
+        struct unpack_pool *p = arg;
+        pthread_mutex_lock(&p->lock);
         for (;;) {
-                pthread_mutex_lock(&p->lock);
-                size_t i = p->next < p->n ? p->next++ : p->n;
-                if (i < p->n)
-                        p->jobs[i].state = 1;
+                struct unpack_job *j = next_job(p);
+                if (!j) {
+                        /* Without threads, pool_ready calls this for the jobs ready now. */
+                        if (p->stopping || p->started == p->n || p->n_threads == 0)
+                                break;
+                        pthread_cond_wait(&p->work, &p->lock);
+                        continue;
+                }
+                j->state = 1;
+                p->started++;
                 pthread_mutex_unlock(&p->lock);
-                if (i >= p->n)
-                        return NULL;
-                struct prep_job *j = &p->jobs[i];
-                int rc = prepared_valid(j->dest) ? DL_OK : prepare(j);
+                j->cached = load_record(p, j);
+                int rc = j->cached ? DL_OK : unpack_job(p, j);
                 pthread_mutex_lock(&p->lock);
                 j->state = rc ? 3 : 2;
                 pthread_cond_broadcast(&p->done);
-                pthread_mutex_unlock(&p->lock);
+        }
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+/* A .deb is in the cache: its job may start. */
+static void pool_ready(void *user, const char *sha256)
+{
+        struct unpack_pool *p = user;
+        pthread_mutex_lock(&p->lock);
+        for (size_t i = 0; i < p->n; i++)
+                if (!strcmp(p->jobs[i].sha256, sha256))
+                        p->jobs[i].ready = true;
+        pthread_cond_broadcast(&p->work);
+        pthread_mutex_unlock(&p->lock);
+        if (p->n_threads == 0) {
+                /* No thread could start: do the work here. */
+                unpack_worker(p);
         }
 }
 
-/* The prepared data.tar of a package, waiting for it; NULL with err on failure. */
-static const char *prep_wait(struct prep_pool *p, const char *sha256, struct dl_error *err)
+/* The finished job of a package, waiting for it; NULL with err on failure. */
+static const struct unpack_job *pool_wait(struct unpack_pool *p, const char *sha256,
+                                          struct dl_error *err)
 {
         for (size_t i = 0; i < p->n; i++) {
                 if (strcmp(p->jobs[i].sha256, sha256))
@@ -180,28 +270,51 @@ static const char *prep_wait(struct prep_pool *p, const char *sha256, struct dl_
                         *err = p->jobs[i].err;
                         return NULL;
                 }
-                return p->jobs[i].dest;
+                return &p->jobs[i];
         }
-        dl_fail(err, DL_EINTERNAL, "no prepared data.tar for %s", sha256);
+        dl_fail(err, DL_EINTERNAL, "no unpack job for %s", sha256);
         return NULL;
 }
 
-static void prep_stop(struct prep_pool *p)
+static void pool_stop(struct unpack_pool *p)
 {
         pthread_mutex_lock(&p->lock);
-        p->next = p->n; /* no new jobs start */
+        p->stopping = true; /* no new jobs start */
+        pthread_cond_broadcast(&p->work);
         pthread_mutex_unlock(&p->lock);
         for (int i = 0; i < p->n_threads; i++)
                 pthread_join(p->threads[i], NULL);
+        size_t reused = 0;
         for (size_t i = 0; i < p->n; i++) {
-                free(p->jobs[i].sha256);
-                free(p->jobs[i].deb);
-                free(p->jobs[i].dest);
+                struct unpack_job *j = &p->jobs[i];
+                reused += j->cached;
+                if (j->fd >= 0)
+                        close(j->fd);
+                dl_deb_record_free(&j->rec);
+                free(j->deb);
+                free(j->what);
         }
+        if (reused)
+                dl_debug("unpack: %zu of %zu packages reused from the cache", reused, p->n);
         free(p->jobs);
+        free(p->order);
         free(p->threads);
+        free(p->options_key);
         pthread_mutex_destroy(&p->lock);
+        pthread_cond_destroy(&p->work);
         pthread_cond_destroy(&p->done);
+}
+
+static struct dl_deb_control control_copy(const struct dl_deb_control *c)
+{
+        struct dl_deb_control out = {0};
+        out.control = c->control ? dl_strdup(c->control) : NULL;
+        out.md5sums = c->md5sums ? dl_strdup(c->md5sums) : NULL;
+        out.conffiles = c->conffiles ? dl_strdup(c->conffiles) : NULL;
+        out.postinst = c->postinst ? dl_strdup(c->postinst) : NULL;
+        for (size_t i = 0; i < c->scripts.n; i++)
+                dl_strlist_push(&out.scripts, c->scripts.v[i]);
+        return out;
 }
 
 /* One platform of the image: its packages and the tree and layer made from them. */
@@ -226,7 +339,7 @@ struct build {
         struct dl_http_options http;
         struct dl_lock lock;
         bool have_lock;
-        struct prep_pool *prep;
+        struct unpack_pool *pool;
         struct platform *platforms;
         size_t n_platforms;
         char *workdir;
@@ -493,13 +606,17 @@ static int unpack_platform(struct build *b, struct platform *pl, struct dl_error
         if (b->spec.merged_usr)
                 rc = add_merged_usr_links(&pl->tree, true, err);
         for (size_t i = 0; i < n && rc == DL_OK; i++) {
-                char *deb = dl_cache_path(&b->cache, pl->res.packages[i].sha256);
-                ctx.data_tar = b->prep ? prep_wait(b->prep, pl->res.packages[i].sha256, err) : NULL;
-                if (b->prep && !ctx.data_tar)
+                const struct unpack_job *j = pool_wait(b->pool, pl->res.packages[i].sha256, err);
+                int fd = j ? dup(j->fd) : -1;
+                if (!j)
                         rc = err->code;
-                else
-                        rc = dl_unpack_deb(&ctx, (int)i, deb, &pl->ctls[i], err);
-                free(deb);
+                else if (fd < 0)
+                        rc = dl_fail_errno(err, errno, "cannot open the unpacked contents of",
+                                           j->what);
+                if (rc)
+                        break;
+                pl->ctls[i] = control_copy(&j->rec.ctl);
+                rc = dl_unpack_merge(&ctx, (int)i, &j->rec, dl_fstree_add_blob(&pl->tree, fd), err);
         }
         if (rc == DL_OK && b->spec.merged_usr)
                 rc = add_merged_usr_links(&pl->tree, false, err);
@@ -587,8 +704,8 @@ static void store_layer(struct build *b, struct platform *pl, long long epoch)
                      dl_write_file_unsynced(tmp, data.data, data.len, 0644, &ignored) == DL_OK;
                 dl_buf_free(&data);
         }
-        if (ok && dl_cache_commit(&b->cache, tmp, pl->layer.digest, pl->layer.size, "layer",
-                                  &ignored) == DL_OK) {
+        /* The layer writer computed the digest while writing the file. */
+        if (ok && dl_cache_adopt(&b->cache, tmp, pl->layer.digest, &ignored) == DL_OK) {
                 json_t *j = json_object();
                 json_object_set_new(j, "digest", json_string(pl->layer.digest));
                 json_object_set_new(j, "diff_id", json_string(pl->layer.diff_id));
@@ -623,6 +740,7 @@ static int make_platform(struct build *b, const struct dl_build_options *o, stru
         pl->have_tree = true;
         if ((rc = unpack_platform(b, pl, err)))
                 return rc;
+        dl_debug("%s: unpacked %zu packages", pl->arch, pl->res.n_packages);
         struct dl_customize_input ci = {.spec = &b->spec,
                                         .accounts = &b->accounts,
                                         .packages = pl->res.packages,
@@ -633,55 +751,86 @@ static int make_platform(struct build *b, const struct dl_build_options *o, stru
         if ((rc = dl_customize(&ci, &pl->tree, &cr, err)))
                 return rc;
         pl->ca_bundle = cr.ca_bundle;
+        dl_debug("%s: customized the tree", pl->arch);
         /* With --rootfs the tree is written out; otherwise contents stay in the blob. */
         if (o->rootfs && (rc = dl_fstree_materialize(&pl->tree, err)))
                 return rc;
         pl->layer_path = dl_asprintf("%s/layer-%s.tar.gz", b->workdir, pl->arch);
         struct dl_layer_options lo = {.threads = 0, .cache = &b->cache};
-        return dl_layer_write_with(&pl->tree, epoch, pl->layer_path, &lo, &pl->layer, err);
+        rc = dl_layer_write_with(&pl->tree, epoch, pl->layer_path, &lo, &pl->layer, err);
+        if (rc == DL_OK)
+                dl_debug("%s: wrote the layer (%llu bytes)", pl->arch,
+                         (unsigned long long)pl->layer.size);
+        return rc;
 }
 
-/* Start decompressing every platform's packages, in the order they unpack. */
-static void prep_start(struct build *b, struct prep_pool *p)
+/* The order of the job queue: the largest .deb first, so that no large package is
+ * left to unpack alone at the end. */
+static const struct unpack_job *sort_jobs;
+static int by_size_desc(const void *a, const void *b)
+{
+        const struct unpack_job *x = &sort_jobs[*(const size_t *)a];
+        const struct unpack_job *y = &sort_jobs[*(const size_t *)b];
+        if (x->size != y->size)
+                return x->size < y->size ? 1 : -1;
+        return strcmp(x->sha256, y->sha256);
+}
+
+/* Start unpacking every platform's packages. */
+static void pool_start(struct build *b, struct unpack_pool *p)
 {
         struct dl_error ignored;
         char *dir = dl_path_join(b->cache.dir, "unpacked");
         dl_mkdir_p(dir, 0755, &ignored);
+        free(dir);
         memset(p, 0, sizeof *p);
         pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->work, NULL);
         pthread_cond_init(&p->done, NULL);
+        p->cache = &b->cache;
+        p->opts = (struct dl_unpack_options){b->spec.merged_usr, b->spec.max_file_size,
+                                             &b->spec.paths_exclude, &b->spec.paths_include};
+        /* Everything besides the .deb that changes a record; the version line changes
+         * with the record's format. */
+        struct dl_buf key = {0};
+        dl_buf_printf(&key, "\ndistill unpacked record 1\nmerged_usr %d\nfile_size %llu\n",
+                      b->spec.merged_usr, b->spec.max_file_size);
+        for (size_t i = 0; i < b->spec.paths_exclude.n; i++)
+                dl_buf_printf(&key, "exclude %s\n", b->spec.paths_exclude.v[i]);
+        for (size_t i = 0; i < b->spec.paths_include.n; i++)
+                dl_buf_printf(&key, "include %s\n", b->spec.paths_include.v[i]);
+        p->options_key = dl_strdup(dl_buf_str(&key));
+        dl_buf_free(&key);
         for (size_t k = 0; k < b->n_platforms; k++)
                 for (size_t i = 0; i < b->platforms[k].res.n_packages; i++) {
-                        const char *sha = b->platforms[k].res.packages[i].sha256;
+                        const struct dl_package *pkg = &b->platforms[k].res.packages[i];
                         bool seen = false;
                         for (size_t j = 0; j < p->n && !seen; j++)
-                                seen = !strcmp(p->jobs[j].sha256, sha);
+                                seen = !strcmp(p->jobs[j].sha256, pkg->sha256);
                         if (seen)
                                 continue;
                         p->jobs = dl_realloc(p->jobs, (p->n + 1) * sizeof *p->jobs);
-                        p->jobs[p->n++] = (struct prep_job){dl_strdup(sha),
-                                                            dl_cache_path(&b->cache, sha),
-                                                            dl_asprintf("%s/%s.tar.zst", dir, sha),
-                                                            0,
-                                                            {0, ""}};
+                        struct unpack_job *j = &p->jobs[p->n++];
+                        memset(j, 0, sizeof *j);
+                        j->sha256 = pkg->sha256;
+                        j->deb = dl_cache_path(&b->cache, pkg->sha256);
+                        j->what = dl_asprintf("package %s", pkg->name);
+                        j->size = pkg->size;
+                        j->fd = -1;
                 }
-        free(dir);
+        p->order = dl_calloc(p->n ? p->n : 1, sizeof *p->order);
+        for (size_t i = 0; i < p->n; i++)
+                p->order[i] = i;
+        sort_jobs = p->jobs;
+        qsort(p->order, p->n, sizeof *p->order, by_size_desc);
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        p->n_threads = (int)cores;
-        if (cores < 1)
-                p->n_threads = 1;
-        if (cores > 16)
-                p->n_threads = 16;
+        p->n_threads = cores < 1 ? 1 : cores > 16 ? 16 : (int)cores;
         p->threads = dl_calloc((size_t)p->n_threads, sizeof *p->threads);
         for (int i = 0; i < p->n_threads; i++)
-                if (pthread_create(&p->threads[i], NULL, prep_worker, p) != 0) {
+                if (pthread_create(&p->threads[i], NULL, unpack_worker, p) != 0) {
                         p->n_threads = i;
                         break;
                 }
-        if (p->n_threads == 0) {
-                /* No thread could start: do the work here, in order. */
-                prep_worker(p);
-        }
 }
 
 static long long default_epoch(const struct build *b)
@@ -700,6 +849,8 @@ static long long default_epoch(const struct build *b)
         return newest >= 0 ? newest : 0;
 }
 
+/* Fetch every platform's packages; each starts to unpack as soon as it is in the
+ * cache. */
 static int fetch_all(struct build *b, const struct dl_build_options *o, struct dl_error *err)
 {
         size_t total = 0;
@@ -711,11 +862,13 @@ static int fetch_all(struct build *b, const struct dl_build_options *o, struct d
                 for (size_t j = 0; j < b->platforms[i].res.n_packages; j++)
                         all[k++] = b->platforms[i].res.packages[j]; /* shallow: not freed here */
         struct dl_fetch_stats stats;
+        struct dl_fetch_notify notify = {pool_ready, b->pool};
         int rc = dl_fetch_packages(&b->spec, &o->mirrors, &b->http, &b->cache, all, total,
-                                   o->offline, &stats, err);
+                                   o->offline, &notify, &stats, err);
         if (rc == DL_OK)
                 dl_info("packages: %zu downloaded, %zu from the cache", stats.downloaded,
                         stats.cached);
+        dl_debug("fetched the packages");
         free(all);
         return rc;
 }
@@ -797,18 +950,18 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result, s
                         free(b.platforms[i].layer_path);
                         b.platforms[i].layer_path = NULL;
                 }
-                if ((rc = fetch_all(&b, o, err)))
-                        goto out;
-                struct prep_pool pool;
-                prep_start(&b, &pool);
-                b.prep = &pool;
+                struct unpack_pool pool;
+                pool_start(&b, &pool);
+                b.pool = &pool;
+                rc = fetch_all(&b, o, err);
                 for (size_t i = 0; i < b.n_platforms && rc == DL_OK; i++) {
                         rc = make_platform(&b, o, &b.platforms[i], epoch, err);
                         if (rc == DL_OK)
                                 store_layer(&b, &b.platforms[i], epoch);
+                        dl_debug("%s: stored the layer in the cache", b.platforms[i].arch);
                 }
-                prep_stop(&pool);
-                b.prep = NULL;
+                pool_stop(&pool);
+                b.pool = NULL;
         }
         if (rc)
                 goto out;
@@ -840,6 +993,7 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result, s
         struct dl_oci_result or ;
         rc = dl_oci_write(&oi, output, & or, err);
         free(images);
+        dl_debug("wrote the image archive");
         if (rc == DL_OK && o->sbom) {
                 struct dl_sbom_platform *sp = dl_calloc(b.n_platforms, sizeof *sp);
                 for (size_t i = 0; i < b.n_platforms; i++)

@@ -121,6 +121,13 @@ int dl_cache_commit(const struct dl_cache *c, const char *tmp, const char *sha25
                                "the mirror is inconsistent",
                                what, sha256, got);
         }
+        return dl_cache_adopt(c, tmp, sha256, err);
+}
+
+int dl_cache_adopt(const struct dl_cache *c, const char *tmp, const char *sha256,
+                   struct dl_error *err)
+{
+        int rc = DL_OK;
         /* No fsync: every use checks the entry's digest again, so an entry that a
          * crash damaged is fetched anew rather than trusted. */
         chmod(tmp, 0644);

@@ -8,13 +8,47 @@
 #include "distill/cleanup.h"
 #include "distill/log.h"
 
+/* One download's context, for checking it into the cache as soon as it is complete. */
+struct pending {
+        const struct dl_package *pkg;
+        struct dl_cache *cache;
+        const struct dl_fetch_notify *notify;
+        int rc;
+        struct dl_error err;
+        bool committed;
+};
+
+static void on_done(struct dl_http_job *job, void *user)
+{
+        struct pending *p = user;
+        char *what = dl_asprintf("package %s %s (%s)", p->pkg->name, p->pkg->version, job->url);
+        p->rc = dl_cache_commit(p->cache, job->path, p->pkg->sha256,
+                                p->pkg->size ? p->pkg->size : UINT64_MAX, what, &p->err);
+        free(what);
+        p->committed = p->rc == DL_OK;
+        if (p->committed && p->notify)
+                p->notify->ready(p->notify->user, p->pkg->sha256);
+}
+
+/* The largest downloads start first, so that the long transfers overlap the rest. */
+static const struct dl_package *sort_pkgs;
+static int by_size_desc(const void *a, const void *b)
+{
+        size_t x = *(const size_t *)a, y = *(const size_t *)b;
+        if (sort_pkgs[x].size != sort_pkgs[y].size)
+                return sort_pkgs[x].size < sort_pkgs[y].size ? 1 : -1;
+        return x < y ? -1 : x > y;
+}
+
 int dl_fetch_packages(const struct dl_spec *spec, const struct dl_mirrors *mirrors,
                       const struct dl_http_options *http, struct dl_cache *cache,
                       const struct dl_package *pkgs, size_t n, bool offline,
-                      struct dl_fetch_stats *stats, struct dl_error *err)
+                      const struct dl_fetch_notify *notify, struct dl_fetch_stats *stats,
+                      struct dl_error *err)
 {
         size_t n_missing = 0;
         struct dl_http_job *jobs = dl_calloc(n, sizeof *jobs);
+        struct pending *pend = dl_calloc(n, sizeof *pend);
         size_t *which = dl_calloc(n, sizeof *which);
         size_t n_jobs = 0;
         int rc = DL_OK;
@@ -29,6 +63,8 @@ int dl_fetch_packages(const struct dl_spec *spec, const struct dl_mirrors *mirro
                         continue; /* an Architecture: all package of several platforms */
                 if (dl_cache_valid(cache, p->sha256)) {
                         stats->cached++;
+                        if (notify)
+                                notify->ready(notify->user, p->sha256);
                         continue;
                 }
                 if (offline) {
@@ -45,11 +81,7 @@ int dl_fetch_packages(const struct dl_spec *spec, const struct dl_mirrors *mirro
                                      p->filename);
                         goto out;
                 }
-                char *base = dl_mirrors_rewrite(mirrors, spec->sources[p->source].url);
-                jobs[n_jobs].url = dl_asprintf("%s/%s", base, p->filename);
-                jobs[n_jobs].path = dl_cache_tmp_path(cache);
                 which[n_jobs++] = i;
-                free(base);
         }
         if (n_missing) {
                 rc = dl_fail(err, DL_ENETWORK,
@@ -58,34 +90,42 @@ int dl_fetch_packages(const struct dl_spec *spec, const struct dl_mirrors *mirro
                              cache->dir, n_missing);
                 goto out;
         }
+        sort_pkgs = pkgs;
+        qsort(which, n_jobs, sizeof *which, by_size_desc);
+        for (size_t j = 0; j < n_jobs; j++) {
+                const struct dl_package *p = &pkgs[which[j]];
+                char *base = dl_mirrors_rewrite(mirrors, spec->sources[p->source].url);
+                jobs[j].url = dl_asprintf("%s/%s", base, p->filename);
+                jobs[j].path = dl_cache_tmp_path(cache);
+                jobs[j].on_done = on_done;
+                jobs[j].user = &pend[j];
+                pend[j] = (struct pending){p, cache, notify, DL_OK, {0, ""}, false};
+                free(base);
+        }
         if (n_jobs)
                 dl_info("fetching %zu packages (%zu in the cache)", n_jobs, stats->cached);
         rc = n_jobs ? dl_http_get_many(http, jobs, n_jobs, err) : DL_OK;
         for (size_t j = 0; j < n_jobs; j++) {
-                const struct dl_package *p = &pkgs[which[j]];
-                if (rc == DL_OK) {
-                        char *what =
-                            dl_asprintf("package %s %s (%s)", p->name, p->version, jobs[j].url);
-                        rc = dl_cache_commit(cache, jobs[j].path, p->sha256,
-                                             p->size ? p->size : UINT64_MAX, what, err);
-                        free(what);
-                        if (rc == DL_OK) {
-                                stats->downloaded++;
-                                stats->bytes += p->size;
-                        }
-                } else {
-                        unlink(jobs[j].path);
+                if (pend[j].committed) {
+                        stats->downloaded++;
+                        stats->bytes += pend[j].pkg->size;
+                } else if (rc == DL_OK && pend[j].rc) {
+                        rc = pend[j].rc;
+                        *err = pend[j].err;
                 }
         }
 out:
         for (size_t j = 0; j < n_jobs; j++) {
-                unlink(jobs[j].path);
-                dl_cleanup_forget(jobs[j].path);
+                if (jobs[j].path) {
+                        unlink(jobs[j].path);
+                        dl_cleanup_forget(jobs[j].path);
+                }
                 free((char *)jobs[j].url);
                 free((char *)jobs[j].path);
                 free(jobs[j].error);
         }
         free(jobs);
+        free(pend);
         free(which);
         return rc;
 }

@@ -31,31 +31,32 @@ static void rehash(struct dl_fstree *t)
 int dl_fstree_init(struct dl_fstree *t, const char *root, struct dl_error *err)
 {
         memset(t, 0, sizeof *t);
-        t->blob_fd = -1;
-        t->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (t->root_fd < 0)
-                return dl_fail_errno(err, errno, "cannot open the staging directory", root);
         /* Unlinked at once: it never shows in the staging directory and goes away with
          * the process. */
         char *blob = dl_asprintf("%s/.distill-blob-XXXXXX", root);
-        t->blob_fd = mkstemp(blob);
+        int fd = mkstemp(blob);
         int saved = errno;
-        if (t->blob_fd >= 0)
+        if (fd >= 0)
                 unlink(blob);
         free(blob);
-        if (t->blob_fd < 0) {
-                close(t->root_fd);
-                t->root_fd = -1;
+        if (fd < 0)
                 return dl_fail_errno(err, saved, "cannot create a file in the staging directory",
                                      root);
-        }
         t->root = dl_strdup(root);
+        dl_fstree_add_blob(t, fd);
         rehash(t);
         struct dl_node *n = dl_fstree_put(t, "");
         n->type = DL_NODE_DIR;
         n->mode = 0755;
         n->mtime = -1;
         return DL_OK;
+}
+
+unsigned dl_fstree_add_blob(struct dl_fstree *t, int fd)
+{
+        t->blob_fds = dl_realloc(t->blob_fds, (t->n_blobs + 1) * sizeof *t->blob_fds);
+        t->blob_fds[t->n_blobs] = fd;
+        return (unsigned)t->n_blobs++;
 }
 
 static void free_node(struct dl_node *n)
@@ -77,13 +78,10 @@ void dl_fstree_free(struct dl_fstree *t)
         free(t->nodes);
         free(t->slots);
         free(t->root);
-        if (t->root_fd >= 0)
-                close(t->root_fd);
-        if (t->blob_fd >= 0)
-                close(t->blob_fd);
+        for (size_t i = 0; i < t->n_blobs; i++)
+                close(t->blob_fds[i]);
+        free(t->blob_fds);
         memset(t, 0, sizeof *t);
-        t->root_fd = -1;
-        t->blob_fd = -1;
 }
 
 struct dl_node *dl_fstree_get(const struct dl_fstree *t, const char *path)
@@ -164,41 +162,6 @@ char *dl_fstree_normalize(const char *name, bool merged_usr, const char *what, s
         return s;
 }
 
-/* Open the directory that contains path's last component, walking from the staging root
- * without following a symlink at any step. Sets *base to that component. */
-static int open_parent(const struct dl_fstree *t, const char *path, const char **base, bool create,
-                       struct dl_error *err)
-{
-        int fd = dup(t->root_fd);
-        const char *p = path;
-
-        if (fd < 0)
-                return dl_fail_errno(err, errno, "cannot open", t->root), -1;
-        for (;;) {
-                const char *slash = strchr(p, '/');
-                if (!slash) {
-                        *base = p;
-                        return fd;
-                }
-                char *comp = dl_strndup(p, (size_t)(slash - p));
-                if (create && mkdirat(fd, comp, 0755) != 0 && errno != EEXIST) {
-                        dl_fail_errno(err, errno, "cannot create directory", path);
-                        free(comp);
-                        close(fd);
-                        return -1;
-                }
-                int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                free(comp);
-                close(fd);
-                if (next < 0) {
-                        dl_fail_errno(err, errno, "cannot open the directory of", path);
-                        return -1;
-                }
-                fd = next;
-                p = slash + 1;
-        }
-}
-
 int dl_fstree_make_parents(struct dl_fstree *t, const char *path, const char *what,
                            struct dl_error *err)
 {
@@ -229,53 +192,17 @@ int dl_fstree_make_parents(struct dl_fstree *t, const char *path, const char *wh
                 *s = '/';
         }
         free(copy);
-        if (rc == DL_OK && strchr(path, '/')) {
-                const char *base;
-                int fd = open_parent(t, path, &base, true, err);
-                if (fd < 0)
-                        return err->code;
-                close(fd);
-        }
         return rc;
 }
 
-int dl_fstree_open_write(struct dl_fstree *t, const char *path, struct dl_error *err)
-{
-        const char *base;
-        int dirfd = open_parent(t, path, &base, true, err);
-        if (dirfd < 0)
-                return -1;
-        /* Whatever was at this name (a symlink, an older file) is replaced, never
-         * followed. */
-        unlinkat(dirfd, base, 0);
-        int fd = openat(dirfd, base, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd < 0)
-                dl_fail_errno(err, errno, "cannot create the staged file", path);
-        close(dirfd);
-        return fd;
-}
-
-int dl_fstree_open_read(const struct dl_fstree *t, const char *path, struct dl_error *err)
-{
-        const char *base;
-        int dirfd = open_parent(t, path, &base, false, err);
-        if (dirfd < 0)
-                return -1;
-        int fd = openat(dirfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                dl_fail_errno(err, errno, "cannot open the staged file", path);
-        close(dirfd);
-        return fd;
-}
-
-/* A failed write of a staged file, named by its full path so that the user sees
+/* A failed write into a blob, named by the staging directory so that the user sees
  * which file system filled up. */
 int dl_fstree_write_error(const struct dl_fstree *t, const char *path, struct dl_error *err)
 {
         int saved = errno;
-        char *full = dl_path_join(t->root, path);
-        int rc = dl_fail_errno(err, saved, "cannot write the staged file", full);
-        free(full);
+        char *label = dl_asprintf("cannot stage /%s in", path);
+        int rc = dl_fail_errno(err, saved, label, t->root);
+        free(label);
         return rc;
 }
 
@@ -290,23 +217,9 @@ int dl_fstree_write_file(struct dl_fstree *t, const char *path, const void *data
         if (node && !node->removed && node->type == DL_NODE_DIR)
                 return dl_fail(err, DL_ESPEC,
                                "cannot write the file /%s: the image has a directory there", path);
-        int fd = dl_fstree_open_write(t, path, err);
-        if (fd < 0)
-                return err->code;
-        const char *p = data;
-        size_t left = n;
-        while (left) {
-                ssize_t w = write(fd, p, left);
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        close(fd);
-                        return dl_fstree_write_error(t, path, err);
-                }
-                p += w;
-                left -= (size_t)w;
-        }
-        if (close(fd) != 0)
+        /* Appended to the tree's own blob; a file written again leaves its old
+         * contents there unused. */
+        if (dl_write_all(t->blob_fds[0], data, n) != 0)
                 return dl_fstree_write_error(t, path, err);
         node = dl_fstree_put(t, path);
         free(node->target);
@@ -319,7 +232,9 @@ int dl_fstree_write_file(struct dl_fstree *t, const char *path, const void *data
         node->size = n;
         node->owner = -1;
         node->removed = false;
-        node->in_blob = false;
+        node->blob = 0;
+        node->offset = t->own_end;
+        t->own_end += n;
         dl_sha256_hex(data, n, node->sha256);
         node->md5[0] = '\0';
         return DL_OK;
@@ -336,10 +251,6 @@ int dl_fstree_add_symlink(struct dl_fstree *t, const char *path, const char *tar
                 return dl_fail(err, DL_ESPEC,
                                "cannot create the symlink /%s: the image has a directory there",
                                path);
-        /* Symlinks live in the table alone (dl_fstree_materialize writes them out);
-         * a staged file at this path is out of date now. */
-        if (node && !node->removed && node->type == DL_NODE_FILE && !node->in_blob)
-                dl_fstree_unlink(t, path);
         node = dl_fstree_put(t, path);
         free(node->target);
         node->target = dl_strdup(target);
@@ -364,17 +275,6 @@ int dl_fstree_add_dir(struct dl_fstree *t, const char *path, unsigned mode, unsi
                 return dl_fail(err, DL_ESPEC,
                                "cannot create the directory /%s: the image has a %s there", path,
                                node->type == DL_NODE_SYMLINK ? "symlink" : "file");
-        if (*path) {
-                const char *base;
-                int dirfd = open_parent(t, path, &base, true, err);
-                if (dirfd < 0)
-                        return err->code;
-                if (mkdirat(dirfd, base, 0755) != 0 && errno != EEXIST)
-                        rc = dl_fail_errno(err, errno, "cannot create the staged directory", path);
-                close(dirfd);
-                if (rc)
-                        return rc;
-        }
         node = dl_fstree_put(t, path);
         node->type = DL_NODE_DIR;
         node->mode = mode & 07777;
@@ -383,57 +283,6 @@ int dl_fstree_add_dir(struct dl_fstree *t, const char *path, unsigned mode, unsi
         node->mtime = mtime;
         node->removed = false;
         return DL_OK;
-}
-
-int dl_fstree_rename(struct dl_fstree *t, const char *from, const char *to, struct dl_error *err)
-{
-        const char *bfrom, *bto;
-        int rc = DL_OK;
-        int dfrom = open_parent(t, from, &bfrom, false, err);
-        if (dfrom < 0)
-                return err->code;
-        int dto = open_parent(t, to, &bto, true, err);
-        if (dto < 0) {
-                close(dfrom);
-                return err->code;
-        }
-        if (renameat(dfrom, bfrom, dto, bto) != 0)
-                rc = dl_fail_errno(err, errno, "cannot replace the staged file", to);
-        close(dfrom);
-        close(dto);
-        return rc;
-}
-
-int dl_fstree_link(struct dl_fstree *t, const char *existing, const char *path,
-                   struct dl_error *err)
-{
-        const char *bold, *bnew;
-        int rc = DL_OK;
-        int dold = open_parent(t, existing, &bold, false, err);
-        if (dold < 0)
-                return err->code;
-        int dnew = open_parent(t, path, &bnew, true, err);
-        if (dnew < 0) {
-                close(dold);
-                return err->code;
-        }
-        unlinkat(dnew, bnew, 0);
-        if (linkat(dold, bold, dnew, bnew, 0) != 0)
-                rc = dl_fail_errno(err, errno, "cannot stage the hardlink", path);
-        close(dold);
-        close(dnew);
-        return rc;
-}
-
-void dl_fstree_unlink(struct dl_fstree *t, const char *path)
-{
-        const char *base;
-        struct dl_error ignored;
-        int dirfd = open_parent(t, path, &base, false, &ignored);
-        if (dirfd >= 0) {
-                unlinkat(dirfd, base, 0);
-                close(dirfd);
-        }
 }
 
 void dl_fstree_remove(struct dl_fstree *t, const char *path)
@@ -445,35 +294,29 @@ void dl_fstree_remove(struct dl_fstree *t, const char *path)
                     (n->path[len] != '\0' && n->path[len] != '/'))
                         continue;
                 n->removed = true;
-                if (n->type != DL_NODE_DIR)
-                        dl_fstree_unlink(t, n->path);
         }
 }
 
-int dl_fstree_blob_begin(struct dl_fstree *t, uint64_t *offset, struct dl_error *err)
-{
-        off_t end = lseek(t->blob_fd, 0, SEEK_END);
-        if (end < 0)
-                return dl_fail_errno(err, errno, "cannot use the blob in", t->root);
-        *offset = (uint64_t)end;
-        return DL_OK;
-}
-
-int dl_fstree_blob_copy(const struct dl_fstree *t, uint64_t offset, uint64_t size,
-                        int (*sink)(void *user, const void *data, size_t n), void *user,
-                        struct dl_error *err)
+int dl_fstree_copy_contents(const struct dl_fstree *t, const struct dl_node *n,
+                            int (*sink)(void *user, const void *data, size_t n), void *user,
+                            struct dl_error *err)
 {
         static __thread char block[1 << 17];
+        uint64_t offset = n->offset, size = n->size;
+        if (n->blob >= t->n_blobs)
+                return dl_fail(err, DL_EINTERNAL, "/%s: no blob %u", n->path, n->blob);
         while (size > 0) {
                 size_t want = size < sizeof block ? (size_t)size : sizeof block;
-                ssize_t r = pread(t->blob_fd, block, want, (off_t)offset);
+                ssize_t r = pread(t->blob_fds[n->blob], block, want, (off_t)offset);
+                if (r < 0 && errno == EINTR)
+                        continue;
                 if (r <= 0)
-                        return dl_fail(err, DL_EIO, "cannot read the staged contents in %s: %s",
-                                       t->root, r < 0 ? strerror(errno) : "ends early");
+                        return dl_fail(err, DL_EIO, "cannot read the staged contents of /%s: %s",
+                                       n->path, r < 0 ? strerror(errno) : "the blob ends early");
                 int rc = sink(user, block, (size_t)r);
                 if (rc)
-                        return dl_fail(err, rc, "cannot pass on the staged contents of %s",
-                                       t->root);
+                        return dl_fail(err, rc, "cannot pass on the staged contents of /%s",
+                                       n->path);
                 offset += (uint64_t)r;
                 size -= (uint64_t)r;
         }
@@ -494,70 +337,113 @@ struct fd_sink {
 static int write_to_fd(void *user, const void *data, size_t n)
 {
         struct fd_sink *s = user;
-        const char *p = data;
-        while (n > 0) {
-                ssize_t w = write(s->fd, p, n);
-                if (w < 0 && errno == EINTR)
-                        continue;
-                if (w < 0) {
-                        s->error = errno;
-                        return DL_EIO;
-                }
-                p += w;
-                n -= (size_t)w;
+        if (dl_write_all(s->fd, data, n) != 0) {
+                s->error = errno;
+                return DL_EIO;
         }
         return DL_OK;
 }
 
-/* Create a symlink in the staging directory, replacing what is there, without
- * following a symlink in any parent. */
-static int stage_symlink(struct dl_fstree *t, const char *path, const char *target,
-                         struct dl_error *err)
+/* Open the directory that contains path's last component, walking from dirfd
+ * without following a symlink at any step: a symlink planted on disk is never a
+ * way out of the staging directory. Sets *base to that component. */
+static int open_parent(int root_fd, const char *path, const char **base, struct dl_error *err)
+{
+        int fd = dup(root_fd);
+        const char *p = path;
+
+        if (fd < 0)
+                return dl_fail_errno(err, errno, "cannot open the directory of", path), -1;
+        for (;;) {
+                const char *slash = strchr(p, '/');
+                if (!slash) {
+                        *base = p;
+                        return fd;
+                }
+                char *comp = dl_strndup(p, (size_t)(slash - p));
+                int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                free(comp);
+                close(fd);
+                if (next < 0) {
+                        dl_fail_errno(err, errno, "cannot open the directory of", path);
+                        return -1;
+                }
+                fd = next;
+                p = slash + 1;
+        }
+}
+
+/* Write one node under root_fd. Parents come first in path order, so they exist. */
+static int materialize_node(const struct dl_fstree *t, int root_fd, const struct dl_node *node,
+                            struct dl_error *err)
 {
         const char *base;
         int rc = DL_OK;
-        int dirfd = open_parent(t, path, &base, true, err);
+        if (node->type != DL_NODE_DIR && node->type != DL_NODE_FILE &&
+            node->type != DL_NODE_SYMLINK && node->type != DL_NODE_HARDLINK)
+                return DL_OK; /* devices and FIFOs: recorded for the layer only */
+        int dirfd = open_parent(root_fd, node->path, &base, err);
         if (dirfd < 0)
                 return err->code;
-        unlinkat(dirfd, base, 0);
-        if (symlinkat(target, dirfd, base) != 0)
-                rc = dl_fail_errno(err, errno, "cannot create the staged symlink", path);
+        if (node->type == DL_NODE_DIR) {
+                if (mkdirat(dirfd, base, 0755) != 0 && errno != EEXIST)
+                        rc = dl_fail_errno(err, errno, "cannot create the directory", node->path);
+        } else if (node->type == DL_NODE_SYMLINK) {
+                unlinkat(dirfd, base, 0);
+                if (symlinkat(node->target, dirfd, base) != 0)
+                        rc = dl_fail_errno(err, errno, "cannot create the symlink", node->path);
+        } else if (node->type == DL_NODE_HARDLINK) {
+                const char *tbase;
+                int tdir = open_parent(root_fd, node->target, &tbase, err);
+                if (tdir < 0) {
+                        close(dirfd);
+                        return err->code;
+                }
+                unlinkat(dirfd, base, 0);
+                if (linkat(tdir, tbase, dirfd, base, 0) != 0)
+                        rc = dl_fail_errno(err, errno, "cannot create the hard link", node->path);
+                close(tdir);
+        } else {
+                /* Whatever is at this name (a symlink, an older file) is replaced, never
+                 * followed. */
+                unlinkat(dirfd, base, 0);
+                int fd =
+                    openat(dirfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (fd < 0) {
+                        rc = dl_fail_errno(err, errno, "cannot create the file", node->path);
+                } else {
+                        struct fd_sink s = {fd, 0};
+                        rc = dl_fstree_copy_contents(t, node, write_to_fd, &s, err);
+                        if (rc && s.error)
+                                rc = dl_fail_errno(err, s.error, "cannot write the file",
+                                                   node->path);
+                        if (close(fd) != 0 && rc == DL_OK)
+                                rc = dl_fail_errno(err, errno, "cannot write the file", node->path);
+                }
+        }
         close(dirfd);
+        if (rc)
+                dl_error_wrap(err, "writing the tree to %s", t->root);
         return rc;
 }
 
 int dl_fstree_materialize(struct dl_fstree *t, struct dl_error *err)
 {
+        int root_fd = open(t->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (root_fd < 0)
+                return dl_fail_errno(err, errno, "cannot open the staging directory", t->root);
         size_t n;
         struct dl_node **v = dl_fstree_sorted(t, &n);
         int rc = DL_OK;
-        for (size_t i = 0; i < n && rc == DL_OK; i++) {
-                struct dl_node *node = v[i];
-                if (node->type != DL_NODE_FILE || !node->in_blob)
-                        continue;
-                int fd = dl_fstree_open_write(t, node->path, err);
-                if (fd < 0) {
-                        rc = err->code;
-                        break;
-                }
-                struct fd_sink s = {fd, 0};
-                rc = dl_fstree_blob_copy(t, node->offset, node->size, write_to_fd, &s, err);
-                if (rc && s.error)
-                        rc =
-                            dl_fail_errno(err, s.error, "cannot write the staged file", node->path);
-                if (close(fd) != 0 && rc == DL_OK)
-                        rc = dl_fstree_write_error(t, node->path, err);
-        }
-        for (size_t i = 0; i < n && rc == DL_OK; i++) {
-                const struct dl_node *node = v[i];
-                const struct dl_node *target =
-                    node->type == DL_NODE_HARDLINK ? dl_fstree_get(t, node->target) : NULL;
-                if (target && target->in_blob)
-                        rc = dl_fstree_link(t, node->target, node->path, err);
-                if (node->type == DL_NODE_SYMLINK)
-                        rc = stage_symlink(t, node->path, node->target, err);
-        }
+        /* Hard links last: their targets may sort after them. */
+        for (size_t i = 0; i < n && rc == DL_OK; i++)
+                if (v[i]->type != DL_NODE_HARDLINK)
+                        rc = materialize_node(t, root_fd, v[i], err);
+        for (size_t i = 0; i < n && rc == DL_OK; i++)
+                if (v[i]->type == DL_NODE_HARDLINK)
+                        rc = materialize_node(t, root_fd, v[i], err);
         free(v);
+        close(root_fd);
         return rc;
 }
 
@@ -569,24 +455,9 @@ int dl_fstree_read(const struct dl_fstree *t, const char *path, struct dl_buf *o
                 return dl_fstree_read(t, n->target, out, err);
         if (!n || n->removed || n->type != DL_NODE_FILE)
                 return dl_fail(err, DL_EIO, "/%s is not a regular file in the image", path);
-        if (n->in_blob) {
-                int rc = dl_fstree_blob_copy(t, n->offset, n->size, append_to_buf, out, err);
-                dl_buf_str(out);
-                return rc;
-        }
-        int fd = dl_fstree_open_read(t, path, err);
-        if (fd < 0)
-                return err->code;
-        char block[65536];
-        ssize_t r;
-        while ((r = read(fd, block, sizeof block)) > 0)
-                dl_buf_append(out, block, (size_t)r);
-        int saved = errno;
-        close(fd);
-        if (r < 0)
-                return dl_fail_errno(err, saved, "cannot read the staged file", path);
+        int rc = dl_fstree_copy_contents(t, n, append_to_buf, out, err);
         dl_buf_str(out);
-        return DL_OK;
+        return rc;
 }
 
 static int compare_nodes(const void *a, const void *b)

@@ -43,6 +43,7 @@ struct transfer {
         long status;
         char errbuf[CURL_ERROR_SIZE];
         char message[512];
+        struct dl_http_job *job; /* for its on_done, in batches */
 };
 
 static long long now_ms(void)
@@ -146,6 +147,8 @@ static void finish(const struct dl_http_options *o, CURLM *multi, struct transfe
         if (code == CURLE_OK && (status == 0 || (status >= 200 && status < 300))) {
                 t->done = true;
                 t->result = DL_OK;
+                if (t->job && t->job->on_done)
+                        t->job->on_done(t->job, t->job->user);
                 return;
         }
         if (code != CURLE_OK) {
@@ -254,6 +257,7 @@ int dl_http_get_many(const struct dl_http_options *o, struct dl_http_job *jobs, 
         for (size_t i = 0; i < n; i++) {
                 ts[i].url = jobs[i].url;
                 ts[i].path = jobs[i].path;
+                ts[i].job = &jobs[i];
         }
         rc = run(o, ts, n, err);
         for (size_t i = 0; i < n && rc == DL_OK; i++) {

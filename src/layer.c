@@ -12,79 +12,44 @@
 
 #include "distill/log.h"
 
-/* Groups compressed at once: enough to keep every thread busy, few enough that the
- * memory stays bounded (about twice the batch's bytes). */
-#define BATCH_BYTES (8u << 20)
+/* Groups handed to the compression threads and not yet written: enough to keep
+ * every thread busy, few enough that memory stays bounded (each holds up to
+ * GROUP_MAX bytes of tar and its compressed form). */
+#define MAX_INFLIGHT 8
 /* The largest group: bytes of uncompressed tar in one gzip member. */
 #define GROUP_MAX (2u << 20)
 
 struct group {
         struct dl_buf in;
-        bool closed; /* no more data: ready to compress */
         void *out;
         size_t out_len;
+        bool done; /* compressed (or taken from the cache) */
         bool from_cache;
 };
 
-/* The sink behind libarchive: hash the tar, cut it into groups, compress the groups
- * in batches on several threads, and write the members in order. */
+/* The sink behind libarchive hashes the tar and cuts it into groups. The groups go
+ * to a queue that compression threads take from in order, and this thread writes
+ * the finished members in order, so the tar is made while earlier groups compress. */
 struct sink {
         FILE *out;
         const char *path;
         const struct dl_layer_options *opts;
-        int threads;
         struct dl_sha256 *tar_hash;
         struct dl_sha256 *blob_hash;
         uint64_t tar_size, blob_size;
-        struct group *batch;
-        size_t n_batch, cap_batch, batch_bytes;
-        size_t next; /* next group a worker takes */
+        struct group *open; /* the group being filled, or NULL */
+        /* A ring of MAX_INFLIGHT slots: groups [head, tail) are queued, the next
+         * worker takes the one at take. */
+        struct group *ring[MAX_INFLIGHT];
+        size_t head, take, tail;
+        bool closing;
         pthread_mutex_t lock;
+        pthread_cond_t work, finished;
+        pthread_t *threads;
+        int n_threads;
         int error; /* errno of a failed write */
         size_t reused;
 };
-
-static int flush_batch(struct sink *s, bool final);
-
-static void open_group(struct sink *s)
-{
-        if (s->n_batch == s->cap_batch) {
-                s->cap_batch = s->cap_batch ? s->cap_batch * 2 : 16;
-                s->batch = dl_realloc(s->batch, s->cap_batch * sizeof *s->batch);
-        }
-        memset(&s->batch[s->n_batch++], 0, sizeof *s->batch);
-}
-
-static la_ssize_t sink_write(struct archive *a, void *user, const void *data, size_t n)
-{
-        struct sink *s = user;
-        const char *p = data;
-        size_t left = n;
-        dl_sha256_update(s->tar_hash, data, n);
-        s->tar_size += n;
-        while (left > 0) {
-                if (s->n_batch == 0 || s->batch[s->n_batch - 1].closed)
-                        open_group(s);
-                struct group *g = &s->batch[s->n_batch - 1];
-                /* A group is also cut every GROUP_MAX bytes from its start, which still
-                 * depends only on the content, so large files compress in parallel and
-                 * memory stays bounded. */
-                size_t take = GROUP_MAX - g->in.len < left ? GROUP_MAX - g->in.len : left;
-                dl_buf_append(&g->in, p, take);
-                s->batch_bytes += take;
-                p += take;
-                left -= take;
-                if (g->in.len == GROUP_MAX) {
-                        g->closed = true;
-                        if (s->batch_bytes >= BATCH_BYTES && flush_batch(s, false) != 0) {
-                                archive_set_error(a, s->error ? s->error : EIO,
-                                                  "cannot write the layer");
-                                return -1;
-                        }
-                }
-        }
-        return (la_ssize_t)n;
-}
 
 static char *group_cache_path(const struct sink *s, const struct group *g)
 {
@@ -132,85 +97,156 @@ static void store_cached(const struct sink *s, const struct group *g)
         free(p);
 }
 
+static void compress_group(const struct sink *s, struct libdeflate_compressor *c, struct group *g)
+{
+        if (s->opts->cache && load_cached(s, g))
+                return;
+        size_t bound = libdeflate_gzip_compress_bound(c, g->in.len);
+        g->out = dl_malloc(bound);
+        g->out_len =
+            c ? libdeflate_gzip_compress(c, g->in.data ? g->in.data : "", g->in.len, g->out, bound)
+              : 0;
+        /* libdeflate writes OS 255 (unknown); use 3 (Unix), as gzip -n does. The
+         * header has no checksum (no FHCRC), so the byte may change. */
+        if (g->out_len >= 10)
+                ((unsigned char *)g->out)[9] = 3;
+        if (g->out_len && s->opts->cache)
+                store_cached(s, g);
+}
+
 static void *compress_worker(void *arg)
 {
         struct sink *s = arg;
         struct libdeflate_compressor *c = libdeflate_alloc_compressor(DL_LAYER_LEVEL);
+        pthread_mutex_lock(&s->lock);
         for (;;) {
-                pthread_mutex_lock(&s->lock);
-                size_t i = s->next++;
+                while (s->take == s->tail && !s->closing)
+                        pthread_cond_wait(&s->work, &s->lock);
+                if (s->take == s->tail)
+                        break; /* closing, and nothing left */
+                struct group *g = s->ring[s->take++ % MAX_INFLIGHT];
                 pthread_mutex_unlock(&s->lock);
-                if (i >= s->n_batch)
-                        break;
-                struct group *g = &s->batch[i];
-                if (s->opts->cache && load_cached(s, g))
-                        continue;
-                size_t bound = libdeflate_gzip_compress_bound(c, g->in.len);
-                g->out = dl_malloc(bound);
-                g->out_len = c ? libdeflate_gzip_compress(c, g->in.data ? g->in.data : "",
-                                                          g->in.len, g->out, bound)
-                               : 0;
-                /* libdeflate writes OS 255 (unknown); use 3 (Unix), as gzip -n does. The
-                 * header has no checksum (no FHCRC), so the byte may change. */
-                if (g->out_len >= 10)
-                        ((unsigned char *)g->out)[9] = 3;
-                if (g->out_len && s->opts->cache)
-                        store_cached(s, g);
+                compress_group(s, c, g);
+                pthread_mutex_lock(&s->lock);
+                g->done = true;
+                pthread_cond_broadcast(&s->finished);
         }
+        pthread_mutex_unlock(&s->lock);
         libdeflate_free_compressor(c);
         return NULL;
 }
 
-/* Compress every closed group of the batch, write them in order, and keep an open
- * group for more data. At the end (final) the open group is closed too. */
-static int flush_batch(struct sink *s, bool final)
+/* Write the oldest group once it is compressed; with wait, block until it is. Returns
+ * 1 when a group was written, 0 when none was ready, -1 on a write error. */
+static int write_oldest(struct sink *s, bool wait)
 {
-        size_t n = s->n_batch;
-        struct group open = {0};
-        if (n > 0 && !s->batch[n - 1].closed) {
-                if (final) {
-                        s->batch[n - 1].closed = true;
-                } else {
-                        open = s->batch[n - 1]; /* still growing */
-                        n--;
-                }
+        pthread_mutex_lock(&s->lock);
+        if (s->head == s->tail) {
+                pthread_mutex_unlock(&s->lock);
+                return 0;
         }
-        s->n_batch = n;
-        s->next = 0;
-        int threads = s->threads < (int)n ? s->threads : (int)n;
-        pthread_t *tids = dl_calloc((size_t)(threads > 0 ? threads : 1), sizeof *tids);
-        int started = 0;
-        for (int i = 1; i < threads; i++)
-                if (pthread_create(&tids[i], NULL, compress_worker, s) == 0)
-                        started++;
-        compress_worker(s);
-        for (int i = 1; i <= started; i++)
-                pthread_join(tids[i], NULL);
-        free(tids);
-        int rc = 0;
-        for (size_t i = 0; i < n; i++) {
-                struct group *g = &s->batch[i];
-                if (rc == 0 && !g->out_len)
+        struct group *g = s->ring[s->head % MAX_INFLIGHT];
+        while (wait && !g->done)
+                pthread_cond_wait(&s->finished, &s->lock);
+        bool ready = g->done;
+        if (ready)
+                s->head++;
+        pthread_mutex_unlock(&s->lock);
+        if (!ready)
+                return 0;
+        int rc = 1;
+        if (!g->out_len) {
+                s->error = s->error ? s->error : ENOMEM;
+                rc = -1;
+        } else if (!s->error) {
+                dl_sha256_update(s->blob_hash, g->out, g->out_len);
+                if (fwrite(g->out, 1, g->out_len, s->out) != g->out_len) {
+                        s->error = errno ? errno : EIO;
                         rc = -1;
-                if (rc == 0) {
-                        dl_sha256_update(s->blob_hash, g->out, g->out_len);
-                        if (fwrite(g->out, 1, g->out_len, s->out) != g->out_len) {
-                                s->error = errno ? errno : EIO;
-                                rc = -1;
-                        }
-                        s->blob_size += g->out_len;
-                        s->reused += g->from_cache;
                 }
-                dl_buf_free(&g->in);
-                free(g->out);
+                s->blob_size += g->out_len;
+                s->reused += g->from_cache;
         }
-        s->n_batch = 0;
-        s->batch_bytes = 0;
-        if (open.in.len) {
-                s->batch[s->n_batch++] = open;
-                s->batch_bytes = open.in.len;
-        }
+        dl_buf_free(&g->in);
+        free(g->out);
+        free(g);
         return rc;
+}
+
+/* Queue the open group for compression, first making room in the ring. With no
+ * thread running, compress it here. */
+static int submit_group(struct sink *s)
+{
+        struct group *g = s->open;
+        s->open = NULL;
+        if (!g)
+                return 0;
+        while (s->tail - s->head == MAX_INFLIGHT)
+                if (write_oldest(s, true) < 0)
+                        break;
+        pthread_mutex_lock(&s->lock);
+        s->ring[s->tail++ % MAX_INFLIGHT] = g;
+        pthread_cond_signal(&s->work);
+        pthread_mutex_unlock(&s->lock);
+        if (s->n_threads == 0) {
+                struct libdeflate_compressor *c = libdeflate_alloc_compressor(DL_LAYER_LEVEL);
+                compress_group(s, c, g);
+                libdeflate_free_compressor(c);
+                g->done = true;
+                s->take = s->tail;
+        }
+        /* Write whatever is finished already, without waiting. */
+        int r;
+        while ((r = write_oldest(s, false)) > 0)
+                ;
+        return r < 0 || s->error ? -1 : 0;
+}
+
+static la_ssize_t sink_write(struct archive *a, void *user, const void *data, size_t n)
+{
+        struct sink *s = user;
+        const char *p = data;
+        size_t left = n;
+        dl_sha256_update(s->tar_hash, data, n);
+        s->tar_size += n;
+        while (left > 0) {
+                if (!s->open) {
+                        /* Sized once: a doubling buffer would hold twice the bytes. */
+                        s->open = dl_calloc(1, sizeof *s->open);
+                        s->open->in.data = dl_malloc(GROUP_MAX + 1);
+                        s->open->in.cap = GROUP_MAX + 1;
+                }
+                struct group *g = s->open;
+                /* A group is also cut every GROUP_MAX bytes from its start, which still
+                 * depends only on the content, so large files compress in parallel and
+                 * memory stays bounded. */
+                size_t take = GROUP_MAX - g->in.len < left ? GROUP_MAX - g->in.len : left;
+                dl_buf_append(&g->in, p, take);
+                p += take;
+                left -= take;
+                if (g->in.len == GROUP_MAX && submit_group(s) != 0) {
+                        archive_set_error(a, s->error ? s->error : EIO, "cannot write the layer");
+                        return -1;
+                }
+        }
+        return (la_ssize_t)n;
+}
+
+/* Stop the threads after the queued groups, writing every one of them. */
+static int finish_groups(struct sink *s)
+{
+        int rc = submit_group(s);
+        pthread_mutex_lock(&s->lock);
+        s->closing = true;
+        pthread_cond_broadcast(&s->work);
+        pthread_mutex_unlock(&s->lock);
+        int r;
+        while ((r = write_oldest(s, true)) > 0)
+                ;
+        for (int i = 0; i < s->n_threads; i++)
+                pthread_join(s->threads[i], NULL);
+        s->n_threads = 0;
+        return rc < 0 || r < 0 || s->error ? -1 : 0;
 }
 
 /* End the open group after this entry when its path hash is a boundary. */
@@ -219,12 +255,9 @@ static int end_entry(struct sink *s, const char *path)
         size_t h = 1469598103934665603ULL;
         for (const char *p = path; *p; p++)
                 h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-        if (h % DL_LAYER_GROUP_SPACING != 0 || s->n_batch == 0)
+        if (h % DL_LAYER_GROUP_SPACING != 0)
                 return 0;
-        s->batch[s->n_batch - 1].closed = true;
-        if (s->batch_bytes >= BATCH_BYTES)
-                return flush_batch(s, false);
-        return 0;
+        return submit_group(s);
 }
 
 static unsigned type_bits(enum dl_node_type t)
@@ -256,7 +289,6 @@ static int write_entry(struct archive *a, struct archive_entry *e, const struct 
                        const struct dl_node *n, long long epoch, struct dl_error *err)
 {
         long long mtime = n->mtime < 0 || n->mtime > epoch ? epoch : n->mtime;
-        int rc = DL_OK;
 
         archive_entry_clear(e);
         if (n->type == DL_NODE_DIR) {
@@ -298,30 +330,7 @@ static int write_entry(struct archive *a, struct archive_entry *e, const struct 
                                archive_error_string(a));
         if (n->type != DL_NODE_FILE)
                 return DL_OK;
-        if (n->in_blob)
-                return dl_fstree_blob_copy(t, n->offset, n->size, archive_sink, a, err);
-        int fd = dl_fstree_open_read(t, n->path, err);
-        if (fd < 0)
-                return err->code;
-        static __thread char block[1 << 17];
-        uint64_t left = n->size;
-        while (left > 0) {
-                ssize_t r = read(fd, block, left < sizeof block ? (size_t)left : sizeof block);
-                if (r <= 0) {
-                        rc = dl_fail(err, DL_EIO,
-                                     "the staged file /%s changed size while writing the layer",
-                                     n->path);
-                        break;
-                }
-                if (archive_write_data(a, block, (size_t)r) != r) {
-                        rc = dl_fail(err, DL_EIO, "cannot write the layer: %s",
-                                     archive_error_string(a));
-                        break;
-                }
-                left -= (uint64_t)r;
-        }
-        close(fd);
-        return rc;
+        return dl_fstree_copy_contents(t, n, archive_sink, a, err);
 }
 
 static int default_threads(void)
@@ -348,15 +357,22 @@ int dl_layer_write_with(const struct dl_fstree *t, long long epoch, const char *
 
         memset(out, 0, sizeof *out);
         s->opts = o ? o : &defaults;
-        s->threads = s->opts->threads > 0 ? s->opts->threads : default_threads();
         s->path = path;
-        pthread_mutex_init(&s->lock, NULL);
         s->out = fopen(path, "wb");
         if (!s->out) {
                 rc = dl_fail_errno(err, errno, "cannot create", path);
-                pthread_mutex_destroy(&s->lock);
                 free(s);
                 return rc;
+        }
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->work, NULL);
+        pthread_cond_init(&s->finished, NULL);
+        int threads = s->opts->threads > 0 ? s->opts->threads : default_threads();
+        s->threads = dl_calloc((size_t)threads, sizeof *s->threads);
+        for (int i = 0; i < threads; i++) {
+                if (pthread_create(&s->threads[i], NULL, compress_worker, s) != 0)
+                        break;
+                s->n_threads++;
         }
         s->tar_hash = dl_sha256_new();
         s->blob_hash = dl_sha256_new();
@@ -383,19 +399,21 @@ int dl_layer_write_with(const struct dl_fstree *t, long long epoch, const char *
         }
         if (rc == DL_OK && archive_write_close(a) != ARCHIVE_OK)
                 rc = dl_fail(err, DL_EIO, "cannot finish the layer: %s", archive_error_string(a));
-        if (rc == DL_OK && flush_batch(s, true) != 0)
-                rc = dl_fail_errno(err, s->error ? s->error : EIO, "cannot write", path);
 out:
+        /* Always: the threads stop and every queued group is freed. */
+        if (finish_groups(s) != 0 && rc == DL_OK)
+                rc = dl_fail_errno(err, s->error ? s->error : EIO, "cannot write", path);
         if (s->error && rc == DL_OK)
                 rc = dl_fail_errno(err, s->error, "cannot write", path);
         archive_write_free(a);
         archive_entry_free(e);
-        free(nodes);
-        for (size_t i = 0; i < s->n_batch; i++) {
-                dl_buf_free(&s->batch[i].in);
-                free(s->batch[i].out);
+        if (s->open) {
+                /* Bytes libarchive wrote while being freed after an error. */
+                dl_buf_free(&s->open->in);
+                free(s->open);
         }
-        free(s->batch);
+        free(nodes);
+        free(s->threads);
         if (fflush(s->out) != 0 && rc == DL_OK)
                 rc = dl_fail_errno(err, errno, "cannot write", path);
         if (fclose(s->out) != 0 && rc == DL_OK)
@@ -409,6 +427,8 @@ out:
         if (rc)
                 unlink(path);
         pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->work);
+        pthread_cond_destroy(&s->finished);
         free(s);
         return rc;
 }

@@ -9,9 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zstd.h>
-
-#include "distill/cleanup.h"
 
 #include "distill/deb822.h"
 #include "distill/log.h"
@@ -217,243 +214,26 @@ static int resolve_clash(const struct dl_unpack_context *ctx, int owner,
             old, ctx->names[owner], path, old);
 }
 
-static void copy_xattrs(struct archive_entry *e, struct dl_node *n)
+/* Reading one package --------------------------------------------------------- */
+
+struct reader {
+        const struct dl_unpack_options *o;
+        const char *what;
+        int fd;
+        struct dl_deb_record *rec;
+        size_t cap;
+};
+
+static struct dl_deb_entry *new_entry(struct reader *r)
 {
-        const char *name;
-        const void *value;
-        size_t size;
-
-        for (size_t i = 0; i < n->n_xattrs; i++) {
-                free(n->xattrs[i].name);
-                free(n->xattrs[i].value);
+        struct dl_deb_record *rec = r->rec;
+        if (rec->n_entries == r->cap) {
+                r->cap = r->cap ? r->cap * 2 : 64;
+                rec->entries = dl_realloc(rec->entries, r->cap * sizeof *rec->entries);
         }
-        free(n->xattrs);
-        n->xattrs = NULL;
-        n->n_xattrs = 0;
-        archive_entry_xattr_reset(e);
-        while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
-                n->xattrs = dl_realloc(n->xattrs, (n->n_xattrs + 1) * sizeof *n->xattrs);
-                void *copy = dl_malloc(size);
-                memcpy(copy, value, size);
-                n->xattrs[n->n_xattrs++] = (struct dl_xattr){dl_strdup(name), copy, size};
-        }
-}
-
-static void set_meta(struct dl_node *n, struct archive_entry *e, int owner)
-{
-        n->mode = (unsigned)archive_entry_perm(e) & 07777;
-        n->uid = (unsigned long)archive_entry_uid(e);
-        n->gid = (unsigned long)archive_entry_gid(e);
-        n->mtime = (long long)archive_entry_mtime(e);
-        n->owner = owner;
-        n->removed = false;
-        copy_xattrs(e, n);
-}
-
-/* Stream a regular file's data to fd, hashing it. */
-static int stream_file(const struct dl_fstree *t, struct archive *a, int fd, const char *what,
-                       const char *path, unsigned long long limit, char sha256[DL_SHA256_HEX],
-                       char md5[33], uint64_t *size, struct dl_error *err)
-{
-        static __thread char block[1 << 17];
-        struct dl_sha256 *h = dl_sha256_new();
-        EVP_MD_CTX *m = md5 ? EVP_MD_CTX_new() : NULL;
-        uint64_t total = 0;
-        la_ssize_t n;
-        int rc = DL_OK;
-
-        if (m)
-                EVP_DigestInit_ex(m, EVP_md5(), NULL);
-        while ((n = archive_read_data(a, block, sizeof block)) > 0) {
-                dl_sha256_update(h, block, (size_t)n);
-                if (m)
-                        EVP_DigestUpdate(m, block, (size_t)n);
-                total += (uint64_t)n;
-                /* Checked while streaming: the header's size may lie. */
-                if (limit && total > limit) {
-                        rc = dl_fail(err, DL_EPACKAGE,
-                                     "%s: /%s is larger than %llu bytes, the limit for one file (a "
-                                     "decompression bomb?); raise limits.file_size in the spec if "
-                                     "the package is trusted",
-                                     what, path, limit);
-                        break;
-                }
-                const char *p = block;
-                size_t left = (size_t)n;
-                while (left && rc == DL_OK) {
-                        ssize_t w = write(fd, p, left);
-                        if (w < 0 && errno == EINTR)
-                                continue;
-                        if (w < 0)
-                                rc = dl_fstree_write_error(t, path, err);
-                        else
-                                p += w, left -= (size_t)w;
-                }
-                if (rc)
-                        break;
-        }
-        if (rc == DL_OK && n < 0)
-                rc = dl_fail(err, DL_EPACKAGE, "%s: data.tar is damaged or truncated at /%s: %s",
-                             what, path, archive_error_string(a));
-        dl_sha256_final(h, sha256);
-        if (m) {
-                unsigned char md[EVP_MAX_MD_SIZE];
-                unsigned len = 0;
-                EVP_DigestFinal_ex(m, md, &len);
-                for (unsigned i = 0; i < len; i++)
-                        snprintf(md5 + 2 * i, 3, "%02x", md[i]);
-                EVP_MD_CTX_free(m);
-        }
-        *size = total;
-        return rc;
-}
-
-static int unpack_file(struct dl_unpack_context *ctx, int owner, struct archive *a,
-                       struct archive_entry *e, const char *path, const char *what, bool want_md5,
-                       struct dl_error *err)
-{
-        struct dl_fstree *t = ctx->tree;
-        struct dl_node *existing = dl_fstree_get(t, path);
-        bool clash = existing && !existing->removed;
-        char sha[DL_SHA256_HEX], md5[33] = "";
-        uint64_t size = 0, offset = 0;
-        int rc;
-
-        if (clash && existing->type == DL_NODE_DIR)
-                return dl_fail(
-                    err, DL_EPACKAGE, "%s: ships /%s as a file, but %s ships it as a directory",
-                    what, path, existing->owner >= 0 ? ctx->names[existing->owner] : "the spec");
-        if (ctx->max_file_size && archive_entry_size(e) > (la_int64_t)ctx->max_file_size)
-                return dl_fail(err, DL_EPACKAGE,
-                               "%s: /%s declares %lld bytes, more than %llu, the limit for one "
-                               "file; raise limits.file_size in the spec if the package is trusted",
-                               what, path, (long long)archive_entry_size(e), ctx->max_file_size);
-        /* The contents go to the tree's blob; a copy that loses a clash stays there
-         * unused. */
-        if ((rc = dl_fstree_blob_begin(t, &offset, err)))
-                return rc;
-        rc = stream_file(t, a, t->blob_fd, what, path, ctx->max_file_size, sha,
-                         want_md5 ? md5 : NULL, &size, err);
-        if (rc)
-                return rc;
-        if (clash) {
-                bool same = existing->type == DL_NODE_FILE && strcmp(existing->sha256, sha) == 0;
-                if (existing->type == DL_NODE_HARDLINK) {
-                        const struct dl_node *target = dl_fstree_get(t, existing->target);
-                        same = target && strcmp(target->sha256, sha) == 0;
-                }
-                int take = same ? 0 : resolve_clash(ctx, owner, existing, path, err);
-                if (take < 0)
-                        return -take;
-                if (take == 0)
-                        return DL_OK; /* identical contents, or the older package wins */
-                /* A symlink or file staged on disk at this path is out of date now. */
-                dl_fstree_unlink(t, path);
-        }
-        struct dl_node *n = dl_fstree_put(t, path);
-        free(n->target);
-        n->target = NULL;
-        n->type = DL_NODE_FILE;
-        n->size = size;
-        n->in_blob = true;
-        n->offset = offset;
-        memcpy(n->sha256, sha, sizeof sha);
-        memcpy(n->md5, md5, sizeof md5);
-        set_meta(n, e, owner);
-        return DL_OK;
-}
-
-static int unpack_symlink(struct dl_unpack_context *ctx, int owner, struct archive_entry *e,
-                          const char *path, const char *what, struct dl_error *err)
-{
-        struct dl_fstree *t = ctx->tree;
-        struct dl_node *existing = dl_fstree_get(t, path);
-        const char *target = archive_entry_symlink(e);
-
-        if (!target || !*target)
-                return dl_fail(err, DL_EPACKAGE, "%s: the symlink /%s has no target", what, path);
-        if (existing && !existing->removed) {
-                if (existing->type == DL_NODE_SYMLINK && strcmp(existing->target, target) == 0)
-                        return DL_OK;
-                if (existing->type == DL_NODE_DIR)
-                        return dl_fail(
-                            err, DL_EPACKAGE,
-                            "%s: ships /%s as a symlink, but it is a directory in the image", what,
-                            path);
-                int take = resolve_clash(ctx, owner, existing, path, err);
-                if (take <= 0)
-                        return -take;
-        }
-        int rc = dl_fstree_add_symlink(t, path, target, archive_entry_mtime(e), err);
-        if (rc)
-                return rc;
-        struct dl_node *n = dl_fstree_get(t, path);
-        set_meta(n, e, owner);
-        n->mode = 0777;
-        return DL_OK;
-}
-
-static int unpack_hardlink(struct dl_unpack_context *ctx, int owner, struct archive_entry *e,
-                           const char *path, const char *what, struct dl_error *err)
-{
-        struct dl_fstree *t = ctx->tree;
-        char *target = dl_fstree_normalize(archive_entry_hardlink(e), ctx->merged_usr, what, err);
-        if (!target) {
-                dl_error_wrap(err, "hard link /%s", path);
-                return err->code;
-        }
-        const struct dl_node *tn = dl_fstree_get(t, target);
-        if (tn && tn->filtered) {
-                /* Its file was dropped by the path filter, so the link goes too. */
-                dl_info("%s: dropping the hard link /%s because paths.exclude drops its file /%s",
-                        what, path, target);
-                ctx->n_filtered++;
-                free(target);
-                return DL_OK;
-        }
-        if (!tn || tn->removed || tn->type != DL_NODE_FILE || tn->owner != owner) {
-                int rc = dl_fail(err, DL_EPACKAGE,
-                                 "%s: the hardlink /%s points at /%s, which is not a regular file "
-                                 "earlier in the same package",
-                                 what, path, target);
-                free(target);
-                return rc;
-        }
-        struct dl_node *existing = dl_fstree_get(t, path);
-        if (existing && !existing->removed &&
-            !(existing->type == DL_NODE_FILE && strcmp(existing->sha256, tn->sha256) == 0)) {
-                int take =
-                    existing->type == DL_NODE_DIR
-                        ? -dl_fail(
-                              err, DL_EPACKAGE,
-                              "%s: ships /%s as a hardlink, but it is a directory in the image",
-                              what, path)
-                        : resolve_clash(ctx, owner, existing, path, err);
-                if (take <= 0) {
-                        free(target);
-                        return -take;
-                }
-        }
-        /* The layer records the link. A staged link on disk is made here only for a
-         * target on disk, and dl_fstree_materialize links targets in the blob. */
-        int rc = tn->in_blob ? DL_OK : dl_fstree_link(t, target, path, err);
-        if (rc) {
-                free(target);
-                return rc;
-        }
-        struct dl_node *n = dl_fstree_put(t, path);
-        char sha[DL_SHA256_HEX], md5[33];
-        memcpy(sha, tn->sha256, sizeof sha);
-        memcpy(md5, tn->md5, sizeof md5);
-        uint64_t size = tn->size;
-        free(n->target);
-        n->target = target;
-        n->type = DL_NODE_HARDLINK;
-        memcpy(n->sha256, sha, sizeof sha);
-        memcpy(n->md5, md5, sizeof md5);
-        n->size = size;
-        set_meta(n, e, owner);
-        return DL_OK;
+        struct dl_deb_entry *en = &rec->entries[rec->n_entries++];
+        memset(en, 0, sizeof *en);
+        return en;
 }
 
 static bool is_whiteout(const char *path)
@@ -473,157 +253,201 @@ static bool matches_any(const struct dl_strlist *globs, const char *abs)
 
 /* Whether the spec's path filter drops path: it matches an exclude glob and no
  * include glob. */
-static bool filtered_out(const struct dl_unpack_context *ctx, const char *path)
+static bool filtered_out(const struct dl_unpack_options *o, const char *path)
 {
-        if (!ctx->paths_exclude || ctx->paths_exclude->n == 0)
+        if (!o->paths_exclude || o->paths_exclude->n == 0)
                 return false;
         char *abs = dl_asprintf("/%s", path);
-        bool drop = matches_any(ctx->paths_exclude, abs) && !matches_any(ctx->paths_include, abs);
+        bool drop = matches_any(o->paths_exclude, abs) && !matches_any(o->paths_include, abs);
         free(abs);
         return drop;
 }
 
-static int unpack_entry(struct dl_unpack_context *ctx, int owner, struct archive *a,
-                        struct archive_entry *e, const char *what, bool want_md5,
-                        struct dl_error *err)
+static void read_xattrs(struct archive_entry *e, struct dl_deb_entry *en)
 {
-        struct dl_fstree *t = ctx->tree;
-        char *path = dl_fstree_normalize(archive_entry_pathname(e), ctx->merged_usr, what, err);
+        const char *name;
+        const void *value;
+        size_t size;
+
+        archive_entry_xattr_reset(e);
+        while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+                en->xattrs = dl_realloc(en->xattrs, (en->n_xattrs + 1) * sizeof *en->xattrs);
+                void *copy = dl_malloc(size ? size : 1);
+                memcpy(copy, value, size);
+                en->xattrs[en->n_xattrs++] = (struct dl_xattr){dl_strdup(name), copy, size};
+        }
+}
+
+/* Stream a regular file's data to the data file, hashing it. */
+static int read_file_data(struct reader *r, struct archive *a, struct dl_deb_entry *en,
+                          bool want_md5, struct dl_error *err)
+{
+        static __thread char block[1 << 17];
+        unsigned long long limit = r->o->max_file_size;
+        struct dl_sha256 *h = dl_sha256_new();
+        EVP_MD_CTX *m = want_md5 ? EVP_MD_CTX_new() : NULL;
+        uint64_t total = 0;
+        la_ssize_t n;
         int rc = DL_OK;
 
-        if (!path)
-                return err->code;
-        if (!*path)
-                goto out; /* the root directory itself */
-        if (is_whiteout(path)) {
-                rc = dl_fail(err, DL_EPACKAGE,
-                             "%s: /%s has a name that container runtimes read as a whiteout "
-                             "(.wh.), which would delete files from the image; exclude the package",
-                             what, path);
-                goto out;
-        }
-        if (filtered_out(ctx, path)) {
-                /* Never written: the data is skipped with the next header. Recorded so
-                 * that symlinks into it can be reported. */
-                struct dl_node *n = dl_fstree_get(t, path);
-                if (!n) {
-                        n = dl_fstree_put(t, path);
-                        n->filtered = true;
-                        n->owner = owner;
-                }
-                ctx->n_filtered++;
-                goto out;
-        }
-        if ((rc = dl_fstree_make_parents(t, path, what, err)))
-                goto out;
-        if (archive_entry_hardlink(e)) {
-                rc = unpack_hardlink(ctx, owner, e, path, what, err);
-                goto out;
-        }
-        struct dl_node *existing = dl_fstree_get(t, path);
-        bool live = existing && !existing->removed;
-        switch (archive_entry_filetype(e)) {
-        case AE_IFDIR:
-                if (live && existing->type == DL_NODE_DIR)
-                        break; /* shared directories keep the first package's metadata */
-                if (live) {
-                        rc = dl_fail(
-                            err, DL_EPACKAGE,
-                            "%s: ships /%s as a directory, but %s ships it as a %s", what, path,
-                            existing->owner >= 0 ? ctx->names[existing->owner] : "the image",
-                            existing->type == DL_NODE_SYMLINK ? "symlink" : "file");
+        if (m)
+                EVP_DigestInit_ex(m, EVP_md5(), NULL);
+        en->offset = r->rec->data_size;
+        while ((n = archive_read_data(a, block, sizeof block)) > 0) {
+                dl_sha256_update(h, block, (size_t)n);
+                if (m)
+                        EVP_DigestUpdate(m, block, (size_t)n);
+                total += (uint64_t)n;
+                /* Checked while streaming: the header's size may lie. */
+                if (limit && total > limit) {
+                        rc = dl_fail(err, DL_EPACKAGE,
+                                     "%s: /%s is larger than %llu bytes, the limit for one file (a "
+                                     "decompression bomb?); raise limits.file_size in the spec if "
+                                     "the package is trusted",
+                                     r->what, en->path, limit);
                         break;
                 }
-                if ((rc = dl_fstree_add_dir(t, path, 0755, 0, 0, 0, err)))
-                        break;
-                set_meta(dl_fstree_get(t, path), e, owner);
-                break;
-        case AE_IFREG:
-                rc = unpack_file(ctx, owner, a, e, path, what, want_md5, err);
-                break;
-        case AE_IFLNK:
-                rc = unpack_symlink(ctx, owner, e, path, what, err);
-                break;
-        case AE_IFCHR:
-        case AE_IFBLK:
-        case AE_IFIFO: {
-                /* Recorded for the layer only; never created on disk. */
-                if (live && existing->type == DL_NODE_DIR) {
-                        rc =
-                            dl_fail(err, DL_EPACKAGE,
-                                    "%s: ships /%s as a device, but it is a directory in the image",
-                                    what, path);
+                if (dl_write_all(r->fd, block, (size_t)n) != 0) {
+                        rc = dl_fail_errno(err, errno, "cannot store the unpacked contents of",
+                                           r->what);
                         break;
                 }
-                struct dl_node *n = dl_fstree_put(t, path);
-                unsigned ft = archive_entry_filetype(e);
-                n->type = ft == AE_IFCHR   ? DL_NODE_CHAR
-                          : ft == AE_IFBLK ? DL_NODE_BLOCK
-                                           : DL_NODE_FIFO;
-                n->dev_major = (unsigned)archive_entry_rdevmajor(e);
-                n->dev_minor = (unsigned)archive_entry_rdevminor(e);
-                free(n->target);
-                n->target = NULL;
-                set_meta(n, e, owner);
-                break;
         }
-        default:
-                rc = dl_fail(err, DL_EPACKAGE, "%s: /%s has an unsupported file type", what, path);
+        if (rc == DL_OK && n < 0)
+                rc = dl_fail(err, DL_EPACKAGE, "%s: data.tar is damaged or truncated at /%s: %s",
+                             r->what, en->path, archive_error_string(a));
+        dl_sha256_final(h, en->sha256);
+        if (m) {
+                unsigned char md[EVP_MAX_MD_SIZE];
+                unsigned len = 0;
+                EVP_DigestFinal_ex(m, md, &len);
+                for (unsigned i = 0; i < len; i++)
+                        snprintf(en->md5 + 2 * i, 3, "%02x", md[i]);
+                EVP_MD_CTX_free(m);
         }
-out:
-        free(path);
+        en->size = total;
+        r->rec->data_size += total;
         return rc;
 }
 
-static int read_data(struct dl_unpack_context *ctx, int owner, struct archive *outer,
-                     const char *what, bool want_md5, struct dl_error *err)
+static int read_entry(struct reader *r, struct archive *a, struct archive_entry *e, bool want_md5,
+                      struct dl_error *err)
 {
-        struct archive *a;
-        struct archive_entry *e;
-        int r, rc = DL_OK;
-
-        if (ctx->data_tar) {
-                a = archive_read_new();
-                archive_read_support_filter_all(a);
-                archive_read_support_format_gnutar(a);
-                archive_read_support_format_tar(a);
-                if (archive_read_open_filename(a, ctx->data_tar, 1 << 17) != ARCHIVE_OK) {
-                        rc = dl_fail(err, DL_EIO, "%s: cannot read the prepared data.tar %s: %s",
-                                     what, ctx->data_tar, archive_error_string(a));
-                        archive_read_free(a);
-                        return rc;
-                }
-        } else {
-                a = open_inner(outer);
+        const char *what = r->what;
+        char *path = dl_fstree_normalize(archive_entry_pathname(e), r->o->merged_usr, what, err);
+        if (!path)
+                return err->code;
+        if (!*path) {
+                free(path); /* the root directory itself */
+                return DL_OK;
         }
+        if (is_whiteout(path)) {
+                int rc = dl_fail(err, DL_EPACKAGE,
+                                 "%s: /%s has a name that container runtimes read as a whiteout "
+                                 "(.wh.), which would delete files from the image; exclude the "
+                                 "package",
+                                 what, path);
+                free(path);
+                return rc;
+        }
+        struct dl_deb_entry *en = new_entry(r);
+        en->path = path;
+        if (filtered_out(r->o, path)) {
+                /* Never written: the data is skipped with the next header. */
+                en->filtered = true;
+                return DL_OK;
+        }
+        en->mode = (unsigned)archive_entry_perm(e) & 07777;
+        en->uid = (unsigned long)archive_entry_uid(e);
+        en->gid = (unsigned long)archive_entry_gid(e);
+        en->mtime = (long long)archive_entry_mtime(e);
+        read_xattrs(e, en);
+        if (archive_entry_hardlink(e)) {
+                en->type = DL_NODE_HARDLINK;
+                en->target =
+                    dl_fstree_normalize(archive_entry_hardlink(e), r->o->merged_usr, what, err);
+                if (!en->target) {
+                        dl_error_wrap(err, "hard link /%s", path);
+                        return err->code;
+                }
+                return DL_OK;
+        }
+        switch (archive_entry_filetype(e)) {
+        case AE_IFDIR:
+                en->type = DL_NODE_DIR;
+                return DL_OK;
+        case AE_IFREG:
+                en->type = DL_NODE_FILE;
+                if (r->o->max_file_size && archive_entry_size(e) > (la_int64_t)r->o->max_file_size)
+                        return dl_fail(err, DL_EPACKAGE,
+                                       "%s: /%s declares %lld bytes, more than %llu, the limit for "
+                                       "one file; raise limits.file_size in the spec if the "
+                                       "package is trusted",
+                                       what, path, (long long)archive_entry_size(e),
+                                       r->o->max_file_size);
+                return read_file_data(r, a, en, want_md5, err);
+        case AE_IFLNK: {
+                const char *target = archive_entry_symlink(e);
+                if (!target || !*target)
+                        return dl_fail(err, DL_EPACKAGE, "%s: the symlink /%s has no target", what,
+                                       path);
+                en->type = DL_NODE_SYMLINK;
+                en->target = dl_strdup(target);
+                en->mode = 0777;
+                return DL_OK;
+        }
+        case AE_IFCHR:
+        case AE_IFBLK:
+        case AE_IFIFO: {
+                unsigned ft = archive_entry_filetype(e);
+                en->type = ft == AE_IFCHR   ? DL_NODE_CHAR
+                           : ft == AE_IFBLK ? DL_NODE_BLOCK
+                                            : DL_NODE_FIFO;
+                en->dev_major = (unsigned)archive_entry_rdevmajor(e);
+                en->dev_minor = (unsigned)archive_entry_rdevminor(e);
+                return DL_OK;
+        }
+        default:
+                return dl_fail(err, DL_EPACKAGE, "%s: /%s has an unsupported file type", what,
+                               path);
+        }
+}
+
+static int read_data(struct reader *r, struct archive *outer, bool want_md5, struct dl_error *err)
+{
+        struct archive *a = open_inner(outer);
+        struct archive_entry *e;
+        int ar = ARCHIVE_OK, rc = DL_OK;
+
         if (!a)
-                return dl_fail(err, DL_EPACKAGE, "%s: cannot read data.tar", what);
-        while (rc == DL_OK && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK)
-                rc = unpack_entry(ctx, owner, a, e, what, want_md5, err);
-        if (rc == DL_OK && r != ARCHIVE_EOF)
-                rc = dl_fail(err, DL_EPACKAGE, "%s: data.tar is damaged or ends early: %s", what,
+                return dl_fail(err, DL_EPACKAGE, "%s: cannot read data.tar", r->what);
+        while (rc == DL_OK && (ar = archive_read_next_header(a, &e)) == ARCHIVE_OK)
+                rc = read_entry(r, a, e, want_md5, err);
+        if (rc == DL_OK && ar != ARCHIVE_EOF)
+                rc = dl_fail(err, DL_EPACKAGE, "%s: data.tar is damaged or ends early: %s", r->what,
                              archive_error_string(a));
         archive_read_free(a);
         return rc;
 }
 
-int dl_unpack_deb(struct dl_unpack_context *ctx, int owner, const char *deb_path,
-                  struct dl_deb_control *ctl, struct dl_error *err)
+int dl_deb_read(const char *deb_path, const char *what, const struct dl_unpack_options *o,
+                int data_fd, struct dl_deb_record *rec, struct dl_error *err)
 {
-        char *what = dl_asprintf("package %s", ctx->names[owner]);
         struct archive *a = archive_read_new();
         struct archive_entry *e;
+        struct reader r = {o, what, data_fd, rec, 0};
+        struct dl_deb_control *ctl = &rec->ctl;
         bool seen_binary = false, seen_control = false, seen_data = false;
-        int r, rc = DL_OK;
+        int ar, rc = DL_OK;
 
-        memset(ctl, 0, sizeof *ctl);
+        memset(rec, 0, sizeof *rec);
         archive_read_support_format_ar(a);
         if (archive_read_open_filename(a, deb_path, 1 << 16) != ARCHIVE_OK) {
                 rc = dl_fail(err, DL_EPACKAGE, "%s: %s is not a .deb archive: %s", what, deb_path,
                              archive_error_string(a));
                 goto out;
         }
-        while (rc == DL_OK && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+        while (rc == DL_OK && (ar = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
                 const char *name = archive_entry_pathname(e);
                 if (!strcmp(name, "debian-binary")) {
                         char *v = read_entry_text(a, 64);
@@ -645,8 +469,6 @@ int dl_unpack_deb(struct dl_unpack_context *ctx, int owner, const char *deb_path
                                              "%s: debian-binary must come first in a .deb", what);
                         else
                                 rc = read_control(a, what, ctl, err);
-                        if (rc == DL_OK)
-                                ctx->replaces[owner] = dl_control_field(ctl->control, "Replaces");
                         seen_control = true;
                 } else if (!strncmp(name, "data.tar", 8)) {
                         if (!seen_control)
@@ -654,7 +476,7 @@ int dl_unpack_deb(struct dl_unpack_context *ctx, int owner, const char *deb_path
                                              "%s: control.tar must come before data.tar in a .deb",
                                              what);
                         else
-                                rc = read_data(ctx, owner, a, what, ctl->md5sums == NULL, err);
+                                rc = read_data(&r, a, ctl->md5sums == NULL, err);
                         seen_data = true;
                 }
         }
@@ -662,106 +484,480 @@ int dl_unpack_deb(struct dl_unpack_context *ctx, int owner, const char *deb_path
                 rc = dl_fail(err, DL_EPACKAGE, "%s: %s has no data.tar member", what, deb_path);
 out:
         archive_read_free(a);
+        return rc;
+}
+
+static void free_xattrs(struct dl_xattr *x, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(x[i].name);
+                free(x[i].value);
+        }
+        free(x);
+}
+
+void dl_deb_record_free(struct dl_deb_record *rec)
+{
+        for (size_t i = 0; i < rec->n_entries; i++) {
+                free(rec->entries[i].path);
+                free(rec->entries[i].target);
+                free_xattrs(rec->entries[i].xattrs, rec->entries[i].n_xattrs);
+        }
+        free(rec->entries);
+        dl_deb_control_free(&rec->ctl);
+        memset(rec, 0, sizeof *rec);
+}
+
+/* Records as bytes --------------------------------------------------------------
+ * Little-endian integers; a string is its length (u32) and bytes, 0xffffffff for
+ * none. The last 32 bytes are the SHA-256 of everything before them. */
+
+static const char record_magic[8] = "DLREC01\n";
+#define NO_STRING 0xffffffffu
+
+static void put_u64(struct dl_buf *b, uint64_t v)
+{
+        unsigned char x[8];
+        for (int i = 0; i < 8; i++)
+                x[i] = (unsigned char)(v >> (8 * i));
+        dl_buf_append(b, x, 8);
+}
+
+static void put_u32(struct dl_buf *b, uint32_t v)
+{
+        unsigned char x[4];
+        for (int i = 0; i < 4; i++)
+                x[i] = (unsigned char)(v >> (8 * i));
+        dl_buf_append(b, x, 4);
+}
+
+static void put_bytes(struct dl_buf *b, const void *data, size_t n)
+{
+        put_u32(b, (uint32_t)n);
+        dl_buf_append(b, data, n);
+}
+
+static void put_str(struct dl_buf *b, const char *s)
+{
+        if (s)
+                put_bytes(b, s, strlen(s));
+        else
+                put_u32(b, NO_STRING);
+}
+
+void dl_deb_record_save(const struct dl_deb_record *rec, struct dl_buf *out)
+{
+        const struct dl_deb_control *c = &rec->ctl;
+        dl_buf_append(out, record_magic, sizeof record_magic);
+        put_u64(out, rec->data_size);
+        put_str(out, c->control);
+        put_str(out, c->md5sums);
+        put_str(out, c->conffiles);
+        put_str(out, c->postinst);
+        put_u32(out, (uint32_t)c->scripts.n);
+        for (size_t i = 0; i < c->scripts.n; i++)
+                put_str(out, c->scripts.v[i]);
+        put_u64(out, rec->n_entries);
+        for (size_t i = 0; i < rec->n_entries; i++) {
+                const struct dl_deb_entry *en = &rec->entries[i];
+                put_str(out, en->path);
+                put_u32(out, (uint32_t)en->type | (en->filtered ? 0x100u : 0));
+                put_u32(out, en->mode);
+                put_u64(out, en->uid);
+                put_u64(out, en->gid);
+                put_u64(out, (uint64_t)en->mtime);
+                put_u64(out, en->size);
+                put_u64(out, en->offset);
+                put_str(out, en->target);
+                put_str(out, en->sha256);
+                put_str(out, en->md5);
+                put_u32(out, en->dev_major);
+                put_u32(out, en->dev_minor);
+                put_u32(out, (uint32_t)en->n_xattrs);
+                for (size_t k = 0; k < en->n_xattrs; k++) {
+                        put_str(out, en->xattrs[k].name);
+                        put_bytes(out, en->xattrs[k].value, en->xattrs[k].size);
+                }
+        }
+        unsigned char digest[32];
+        dl_sha256_raw(out->data, out->len, digest);
+        dl_buf_append(out, digest, sizeof digest);
+}
+
+struct cursor {
+        const unsigned char *p, *end;
+        bool bad;
+};
+
+static uint64_t get_u64(struct cursor *c)
+{
+        uint64_t v = 0;
+        if (c->end - c->p < 8) {
+                c->bad = true;
+                return 0;
+        }
+        for (int i = 0; i < 8; i++)
+                v |= (uint64_t)c->p[i] << (8 * i);
+        c->p += 8;
+        return v;
+}
+
+static uint32_t get_u32(struct cursor *c)
+{
+        uint32_t v = 0;
+        if (c->end - c->p < 4) {
+                c->bad = true;
+                return 0;
+        }
+        for (int i = 0; i < 4; i++)
+                v |= (uint32_t)c->p[i] << (8 * i);
+        c->p += 4;
+        return v;
+}
+
+/* A string (NULL for none), or a byte string when size is not NULL. */
+static char *get_bytes(struct cursor *c, size_t *size)
+{
+        uint32_t n = get_u32(c);
+        if (c->bad || n == NO_STRING)
+                return NULL;
+        if ((size_t)(c->end - c->p) < n) {
+                c->bad = true;
+                return NULL;
+        }
+        char *s = dl_malloc((size_t)n + 1);
+        memcpy(s, c->p, n);
+        s[n] = '\0';
+        c->p += n;
+        if (size)
+                *size = n;
+        else if (strlen(s) != n)
+                c->bad = true; /* a NUL inside a string */
+        return s;
+}
+
+static void get_fixed(struct cursor *c, char *out, size_t cap)
+{
+        char *s = get_bytes(c, NULL);
+        if (s && strlen(s) < cap)
+                memcpy(out, s, strlen(s) + 1);
+        else
+                c->bad = true;
+        free(s);
+}
+
+int dl_deb_record_load(const void *data, size_t len, struct dl_deb_record *rec,
+                       struct dl_error *err)
+{
+        unsigned char digest[32];
+        memset(rec, 0, sizeof *rec);
+        if (len < sizeof record_magic + 32 || memcmp(data, record_magic, sizeof record_magic))
+                return dl_fail(err, DL_EIO, "not an unpacked record of this version");
+        dl_sha256_raw(data, len - 32, digest);
+        if (memcmp(digest, (const unsigned char *)data + len - 32, 32))
+                return dl_fail(err, DL_EIO, "the record is damaged (its checksum differs)");
+        struct cursor c = {(const unsigned char *)data + sizeof record_magic,
+                           (const unsigned char *)data + len - 32, false};
+        struct dl_deb_control *ctl = &rec->ctl;
+        rec->data_size = get_u64(&c);
+        ctl->control = get_bytes(&c, NULL);
+        ctl->md5sums = get_bytes(&c, NULL);
+        ctl->conffiles = get_bytes(&c, NULL);
+        ctl->postinst = get_bytes(&c, NULL);
+        uint32_t n_scripts = get_u32(&c);
+        for (uint32_t i = 0; i < n_scripts && !c.bad; i++) {
+                char *s = get_bytes(&c, NULL);
+                if (s)
+                        dl_strlist_push_owned(&ctl->scripts, s);
+                else
+                        c.bad = true;
+        }
+        uint64_t n = get_u64(&c);
+        /* Each entry takes more than 64 bytes, which bounds a damaged count. */
+        if (n > (uint64_t)(c.end - c.p) / 64)
+                c.bad = true;
+        if (!c.bad && n)
+                rec->entries = dl_calloc((size_t)n, sizeof *rec->entries);
+        for (uint64_t i = 0; i < n && !c.bad; i++) {
+                struct dl_deb_entry *en = &rec->entries[rec->n_entries++];
+                en->path = get_bytes(&c, NULL);
+                uint32_t type = get_u32(&c);
+                en->type = (enum dl_node_type)(type & 0xff);
+                en->filtered = (type & 0x100u) != 0;
+                en->mode = get_u32(&c);
+                en->uid = (unsigned long)get_u64(&c);
+                en->gid = (unsigned long)get_u64(&c);
+                en->mtime = (long long)get_u64(&c);
+                en->size = get_u64(&c);
+                en->offset = get_u64(&c);
+                en->target = get_bytes(&c, NULL);
+                get_fixed(&c, en->sha256, sizeof en->sha256);
+                get_fixed(&c, en->md5, sizeof en->md5);
+                en->dev_major = get_u32(&c);
+                en->dev_minor = get_u32(&c);
+                uint32_t nx = get_u32(&c);
+                for (uint32_t k = 0; k < nx && !c.bad; k++) {
+                        size_t size = 0;
+                        char *name = get_bytes(&c, NULL);
+                        char *value = get_bytes(&c, &size);
+                        en->xattrs =
+                            dl_realloc(en->xattrs, (en->n_xattrs + 1) * sizeof *en->xattrs);
+                        en->xattrs[en->n_xattrs++] = (struct dl_xattr){name, value, size};
+                        if (!name || !value)
+                                c.bad = true;
+                }
+                if (!en->path || type > (DL_NODE_FIFO | 0x100u) ||
+                    (en->type == DL_NODE_FILE && en->offset + en->size > rec->data_size))
+                        c.bad = true;
+        }
+        if (!c.bad && (c.p != c.end || !ctl->control))
+                c.bad = true;
+        if (c.bad) {
+                dl_deb_record_free(rec);
+                return dl_fail(err, DL_EIO, "the record does not parse");
+        }
+        return DL_OK;
+}
+
+/* Merging into the tree ---------------------------------------------------------- */
+
+static void set_meta(struct dl_node *n, const struct dl_deb_entry *en, int owner)
+{
+        n->mode = en->mode;
+        n->uid = en->uid;
+        n->gid = en->gid;
+        n->mtime = en->mtime;
+        n->owner = owner;
+        n->removed = false;
+        free_xattrs(n->xattrs, n->n_xattrs);
+        n->xattrs = en->n_xattrs ? dl_calloc(en->n_xattrs, sizeof *n->xattrs) : NULL;
+        n->n_xattrs = en->n_xattrs;
+        for (size_t i = 0; i < en->n_xattrs; i++) {
+                void *copy = dl_malloc(en->xattrs[i].size ? en->xattrs[i].size : 1);
+                memcpy(copy, en->xattrs[i].value, en->xattrs[i].size);
+                n->xattrs[i] =
+                    (struct dl_xattr){dl_strdup(en->xattrs[i].name), copy, en->xattrs[i].size};
+        }
+}
+
+static int merge_file(struct dl_unpack_context *ctx, int owner, const struct dl_deb_entry *en,
+                      unsigned blob, const char *what, struct dl_error *err)
+{
+        struct dl_fstree *t = ctx->tree;
+        const char *path = en->path;
+        struct dl_node *existing = dl_fstree_get(t, path);
+
+        if (existing && !existing->removed) {
+                if (existing->type == DL_NODE_DIR)
+                        return dl_fail(
+                            err, DL_EPACKAGE,
+                            "%s: ships /%s as a file, but %s ships it as a directory", what, path,
+                            existing->owner >= 0 ? ctx->names[existing->owner] : "the spec");
+                bool same =
+                    existing->type == DL_NODE_FILE && strcmp(existing->sha256, en->sha256) == 0;
+                if (existing->type == DL_NODE_HARDLINK) {
+                        const struct dl_node *target = dl_fstree_get(t, existing->target);
+                        same = target && strcmp(target->sha256, en->sha256) == 0;
+                }
+                int take = same ? 0 : resolve_clash(ctx, owner, existing, path, err);
+                if (take < 0)
+                        return -take;
+                if (take == 0)
+                        return DL_OK; /* identical contents, or the older package wins */
+        }
+        struct dl_node *n = dl_fstree_put(t, path);
+        free(n->target);
+        n->target = NULL;
+        n->type = DL_NODE_FILE;
+        n->size = en->size;
+        n->blob = blob;
+        n->offset = en->offset;
+        memcpy(n->sha256, en->sha256, sizeof n->sha256);
+        memcpy(n->md5, en->md5, sizeof n->md5);
+        set_meta(n, en, owner);
+        return DL_OK;
+}
+
+static int merge_symlink(struct dl_unpack_context *ctx, int owner, const struct dl_deb_entry *en,
+                         const char *what, struct dl_error *err)
+{
+        struct dl_fstree *t = ctx->tree;
+        const char *path = en->path;
+        struct dl_node *existing = dl_fstree_get(t, path);
+
+        if (existing && !existing->removed) {
+                if (existing->type == DL_NODE_SYMLINK && strcmp(existing->target, en->target) == 0)
+                        return DL_OK;
+                if (existing->type == DL_NODE_DIR)
+                        return dl_fail(
+                            err, DL_EPACKAGE,
+                            "%s: ships /%s as a symlink, but it is a directory in the image", what,
+                            path);
+                int take = resolve_clash(ctx, owner, existing, path, err);
+                if (take <= 0)
+                        return -take;
+        }
+        int rc = dl_fstree_add_symlink(t, path, en->target, en->mtime, err);
+        if (rc)
+                return rc;
+        set_meta(dl_fstree_get(t, path), en, owner);
+        return DL_OK;
+}
+
+static int merge_hardlink(struct dl_unpack_context *ctx, int owner, const struct dl_deb_entry *en,
+                          const char *what, struct dl_error *err)
+{
+        struct dl_fstree *t = ctx->tree;
+        const char *path = en->path;
+        const struct dl_node *tn = dl_fstree_get(t, en->target);
+        if (tn && tn->filtered) {
+                /* Its file was dropped by the path filter, so the link goes too. */
+                dl_info("%s: dropping the hard link /%s because paths.exclude drops its file /%s",
+                        what, path, en->target);
+                ctx->n_filtered++;
+                return DL_OK;
+        }
+        if (!tn || tn->removed || tn->type != DL_NODE_FILE || tn->owner != owner)
+                return dl_fail(err, DL_EPACKAGE,
+                               "%s: the hardlink /%s points at /%s, which is not a regular file "
+                               "earlier in the same package",
+                               what, path, en->target);
+        struct dl_node *existing = dl_fstree_get(t, path);
+        if (existing && !existing->removed &&
+            !(existing->type == DL_NODE_FILE && strcmp(existing->sha256, tn->sha256) == 0)) {
+                int take =
+                    existing->type == DL_NODE_DIR
+                        ? -dl_fail(
+                              err, DL_EPACKAGE,
+                              "%s: ships /%s as a hardlink, but it is a directory in the image",
+                              what, path)
+                        : resolve_clash(ctx, owner, existing, path, err);
+                if (take <= 0)
+                        return -take;
+        }
+        char sha[DL_SHA256_HEX], md5[33];
+        memcpy(sha, tn->sha256, sizeof sha);
+        memcpy(md5, tn->md5, sizeof md5);
+        uint64_t size = tn->size;
+        struct dl_node *n = dl_fstree_put(t, path);
+        free(n->target);
+        n->target = dl_strdup(en->target);
+        n->type = DL_NODE_HARDLINK;
+        memcpy(n->sha256, sha, sizeof sha);
+        memcpy(n->md5, md5, sizeof md5);
+        n->size = size;
+        set_meta(n, en, owner);
+        return DL_OK;
+}
+
+static int merge_entry(struct dl_unpack_context *ctx, int owner, const struct dl_deb_entry *en,
+                       unsigned blob, const char *what, struct dl_error *err)
+{
+        struct dl_fstree *t = ctx->tree;
+        const char *path = en->path;
+        int rc;
+
+        if (en->filtered) {
+                /* Recorded so that symlinks into it can be reported. */
+                struct dl_node *n = dl_fstree_get(t, path);
+                if (!n) {
+                        n = dl_fstree_put(t, path);
+                        n->filtered = true;
+                        n->owner = owner;
+                }
+                ctx->n_filtered++;
+                return DL_OK;
+        }
+        if ((rc = dl_fstree_make_parents(t, path, what, err)))
+                return rc;
+        if (en->type == DL_NODE_HARDLINK)
+                return merge_hardlink(ctx, owner, en, what, err);
+        struct dl_node *existing = dl_fstree_get(t, path);
+        bool live = existing && !existing->removed;
+        switch (en->type) {
+        case DL_NODE_DIR:
+                if (live && existing->type == DL_NODE_DIR)
+                        return DL_OK; /* shared directories keep the first package's metadata */
+                if (live)
+                        return dl_fail(
+                            err, DL_EPACKAGE,
+                            "%s: ships /%s as a directory, but %s ships it as a %s", what, path,
+                            existing->owner >= 0 ? ctx->names[existing->owner] : "the image",
+                            existing->type == DL_NODE_SYMLINK ? "symlink" : "file");
+                if ((rc = dl_fstree_add_dir(t, path, 0755, 0, 0, 0, err)))
+                        return rc;
+                set_meta(dl_fstree_get(t, path), en, owner);
+                return DL_OK;
+        case DL_NODE_FILE:
+                return merge_file(ctx, owner, en, blob, what, err);
+        case DL_NODE_SYMLINK:
+                return merge_symlink(ctx, owner, en, what, err);
+        case DL_NODE_CHAR:
+        case DL_NODE_BLOCK:
+        case DL_NODE_FIFO: {
+                /* Recorded for the layer only; never created on disk. */
+                if (live && existing->type == DL_NODE_DIR)
+                        return dl_fail(
+                            err, DL_EPACKAGE,
+                            "%s: ships /%s as a device, but it is a directory in the image", what,
+                            path);
+                struct dl_node *n = dl_fstree_put(t, path);
+                n->type = en->type;
+                n->dev_major = en->dev_major;
+                n->dev_minor = en->dev_minor;
+                free(n->target);
+                n->target = NULL;
+                set_meta(n, en, owner);
+                return DL_OK;
+        }
+        default:
+                return dl_fail(err, DL_EPACKAGE, "%s: /%s has an unsupported file type", what,
+                               path);
+        }
+}
+
+int dl_unpack_merge(struct dl_unpack_context *ctx, int owner, const struct dl_deb_record *rec,
+                    unsigned blob, struct dl_error *err)
+{
+        char *what = dl_asprintf("package %s", ctx->names[owner]);
+        int rc = DL_OK;
+        free(ctx->replaces[owner]);
+        ctx->replaces[owner] = dl_control_field(rec->ctl.control, "Replaces");
+        for (size_t i = 0; i < rec->n_entries && rc == DL_OK; i++)
+                rc = merge_entry(ctx, owner, &rec->entries[i], blob, what, err);
         free(what);
         return rc;
 }
 
-/* Stream the decompressed data member of an open .deb into a zstd file. */
-static int copy_data_member(struct archive *outer, FILE *out, const char *deb_path,
-                            struct dl_error *err)
+int dl_unpack_deb(struct dl_unpack_context *ctx, int owner, const char *deb_path,
+                  struct dl_deb_control *ctl, struct dl_error *err)
 {
-        struct archive *raw = archive_read_new();
-        struct archive_entry *e;
-        ZSTD_CCtx *z = ZSTD_createCCtx();
-        static __thread char in[1 << 17];
-        size_t out_cap = ZSTD_CStreamOutSize();
-        char *zout = dl_malloc(out_cap);
-        int rc = DL_OK;
+        struct dl_unpack_options o = {ctx->merged_usr, ctx->max_file_size, ctx->paths_exclude,
+                                      ctx->paths_include};
+        struct dl_deb_record rec;
+        char *what = dl_asprintf("package %s", ctx->names[owner]);
+        char *tmp = dl_asprintf("%s/.distill-data-XXXXXX", ctx->tree->root);
+        int fd = mkstemp(tmp);
+        int rc;
 
-        /* Level 1: the copy is read back at memory speed and costs little to make. */
-        ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, 1);
-        archive_read_support_filter_all(raw);
-        archive_read_support_format_raw(raw);
-        if (archive_read_open(raw, outer, NULL, read_member, NULL) != ARCHIVE_OK ||
-            archive_read_next_header(raw, &e) != ARCHIVE_OK) {
-                rc = dl_fail(err, DL_EPACKAGE, "%s: cannot decompress data.tar: %s", deb_path,
-                             archive_error_string(raw));
+        memset(ctl, 0, sizeof *ctl);
+        memset(&rec, 0, sizeof rec);
+        if (fd < 0) {
+                rc = dl_fail_errno(err, errno, "cannot create a file in the staging directory",
+                                   ctx->tree->root);
                 goto out;
         }
-        for (;;) {
-                la_ssize_t n = archive_read_data(raw, in, sizeof in);
-                if (n < 0) {
-                        rc = dl_fail(err, DL_EPACKAGE, "%s: data.tar is damaged: %s", deb_path,
-                                     archive_error_string(raw));
-                        break;
-                }
-                ZSTD_inBuffer ib = {in, (size_t)n, 0};
-                ZSTD_EndDirective mode = n == 0 ? ZSTD_e_end : ZSTD_e_continue;
-                size_t remaining;
-                do {
-                        ZSTD_outBuffer ob = {zout, out_cap, 0};
-                        remaining = ZSTD_compressStream2(z, &ob, &ib, mode);
-                        if (ZSTD_isError(remaining)) {
-                                rc = dl_fail(err, DL_EINTERNAL, "zstd: %s",
-                                             ZSTD_getErrorName(remaining));
-                                break;
-                        }
-                        if (fwrite(zout, 1, ob.pos, out) != ob.pos) {
-                                rc = dl_fail_errno(
-                                    err, errno, "cannot write the prepared data.tar of", deb_path);
-                                break;
-                        }
-                } while (rc == DL_OK && (mode == ZSTD_e_end ? remaining != 0 : ib.pos < ib.size));
-                if (rc || n == 0)
-                        break;
-        }
+        unlink(tmp);
+        unsigned blob = dl_fstree_add_blob(ctx->tree, fd); /* the tree closes it */
+        rc = dl_deb_read(deb_path, what, &o, fd, &rec, err);
+        if (rc == DL_OK)
+                rc = dl_unpack_merge(ctx, owner, &rec, blob, err);
+        *ctl = rec.ctl;
+        memset(&rec.ctl, 0, sizeof rec.ctl);
+        dl_deb_record_free(&rec);
 out:
-        free(zout);
-        ZSTD_freeCCtx(z);
-        archive_read_free(raw);
-        return rc;
-}
-
-int dl_unpack_prepare_data(const char *deb_path, const char *dest, struct dl_error *err)
-{
-        struct archive *a = archive_read_new();
-        struct archive_entry *e;
-        char *tmp = dl_asprintf("%s.tmp-XXXXXX", dest);
-        int fd = mkstemp(tmp);
-        FILE *out = fd >= 0 ? fdopen(fd, "wb") : NULL;
-        bool found = false;
-        int r, rc = DL_OK;
-
-        if (!out) {
-                rc = dl_fail_errno(err, errno, "cannot create", tmp);
-                if (fd >= 0)
-                        close(fd);
-                goto done;
-        }
-        dl_cleanup_add(tmp);
-        archive_read_support_format_ar(a);
-        if (archive_read_open_filename(a, deb_path, 1 << 16) != ARCHIVE_OK) {
-                rc = dl_fail(err, DL_EPACKAGE, "%s is not a .deb archive: %s", deb_path,
-                             archive_error_string(a));
-        } else {
-                while (!found && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK)
-                        if (!strncmp(archive_entry_pathname(e), "data.tar", 8)) {
-                                found = true;
-                                rc = copy_data_member(a, out, deb_path, err);
-                        }
-                if (rc == DL_OK && !found)
-                        rc = dl_fail(err, DL_EPACKAGE, "%s has no data.tar member", deb_path);
-        }
-        if (fclose(out) != 0 && rc == DL_OK)
-                rc = dl_fail_errno(err, errno, "cannot write", tmp);
-        if (rc == DL_OK && rename(tmp, dest) != 0)
-                rc = dl_fail_errno(err, errno, "cannot store", dest);
-        if (rc)
-                unlink(tmp);
-        dl_cleanup_forget(tmp);
-done:
-        archive_read_free(a);
         free(tmp);
+        free(what);
         return rc;
 }
 

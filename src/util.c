@@ -218,6 +218,13 @@ void dl_sha256_hex(const void *data, size_t n, char hex[DL_SHA256_HEX])
         dl_sha256_final(h, hex);
 }
 
+void dl_sha256_raw(const void *data, size_t n, unsigned char out[32])
+{
+        unsigned len = 0;
+        if (EVP_Digest(data, n, out, &len, EVP_sha256(), NULL) != 1 || len != 32)
+                out_of_memory();
+}
+
 int dl_sha256_file(const char *path, char hex[DL_SHA256_HEX], uint64_t *size, struct dl_error *err)
 {
         char block[65536];
@@ -270,11 +277,25 @@ int dl_read_file(const char *path, struct dl_buf *out, struct dl_error *err)
         return DL_OK;
 }
 
+int dl_write_all(int fd, const void *data, size_t n)
+{
+        const char *p = data;
+        while (n > 0) {
+                ssize_t w = write(fd, p, n);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0)
+                        return -1;
+                p += w;
+                n -= (size_t)w;
+        }
+        return 0;
+}
+
 static int write_replace(const char *path, const void *data, size_t n, int mode, bool sync,
                          struct dl_error *err)
 {
         char *tmp = dl_asprintf("%s.tmp-XXXXXX", path);
-        const char *p = data;
         int fd = mkstemp(tmp);
         int rc = DL_OK;
 
@@ -284,17 +305,8 @@ static int write_replace(const char *path, const void *data, size_t n, int mode,
                 return rc;
         }
         dl_cleanup_add(tmp);
-        while (n > 0) {
-                ssize_t w = write(fd, p, n);
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        rc = dl_fail_errno(err, errno, "cannot write", tmp);
-                        break;
-                }
-                p += w;
-                n -= (size_t)w;
-        }
+        if (dl_write_all(fd, data, n) != 0)
+                rc = dl_fail_errno(err, errno, "cannot write", tmp);
         if (rc == DL_OK && fchmod(fd, (mode_t)mode) != 0)
                 rc = dl_fail_errno(err, errno, "cannot set the mode of", tmp);
         if (rc == DL_OK && sync && fsync(fd) != 0)

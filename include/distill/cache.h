@@ -28,5 +28,9 @@ char *dl_cache_tmp_path(const struct dl_cache *c);
  * place. On a mismatch tmp is removed and DL_EVERIFY returned naming what. */
 int dl_cache_commit(const struct dl_cache *c, const char *tmp, const char *sha256, uint64_t size,
                     const char *what, struct dl_error *err);
+/* Rename tmp into place as sha256 without reading it: for a file whose digest the
+ * caller computed while writing it. */
+int dl_cache_adopt(const struct dl_cache *c, const char *tmp, const char *sha256,
+                   struct dl_error *err);
 
 #endif

@@ -19,11 +19,20 @@ struct dl_fetch_stats {
         unsigned long long bytes;
 };
 
-/* Make every package's .deb present and valid in the cache. With offline set,
- * download nothing and fail listing every file the cache lacks. */
+/* Called with a package's .deb digest once the file is valid in the cache, on the
+ * calling thread, while other downloads may go on. */
+struct dl_fetch_notify {
+        void (*ready)(void *user, const char *sha256);
+        void *user;
+};
+
+/* Make every package's .deb present and valid in the cache, the largest first. With
+ * offline set, download nothing and fail listing every file the cache lacks.
+ * notify may be NULL. */
 int dl_fetch_packages(const struct dl_spec *spec, const struct dl_mirrors *mirrors,
                       const struct dl_http_options *http, struct dl_cache *cache,
                       const struct dl_package *pkgs, size_t n, bool offline,
-                      struct dl_fetch_stats *stats, struct dl_error *err);
+                      const struct dl_fetch_notify *notify, struct dl_fetch_stats *stats,
+                      struct dl_error *err);
 
 #endif

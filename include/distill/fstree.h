@@ -1,7 +1,10 @@
 /* The image's file system as a metadata table. Owners, modes, times, device
  * numbers and link targets live here, so a build run by an ordinary user still
- * records root-owned setuid files faithfully. Package file contents live in one
- * blob file, generated files and directories in a staging directory.
+ * records root-owned setuid files faithfully. The contents of regular files live
+ * in blob files: the tree's own, in the staging directory, holds generated files,
+ * and a caller may add others (such as one per unpacked package). Nothing else
+ * touches the disk until dl_fstree_materialize writes the tree out, because
+ * creating a directory or a file per entry cost more than anything else in a build.
  * Paths are relative ("usr/bin/php"), and the root is "". */
 #ifndef DISTILL_FSTREE_H
 #define DISTILL_FSTREE_H
@@ -42,20 +45,19 @@ struct dl_node {
         unsigned dev_major, dev_minor;
         int owner; /* index of the package that shipped it; -1 when generated */
         bool removed;
-        bool filtered; /* dropped by the spec's path filter (removed is set too) */
-        bool in_blob;  /* contents at offset in the tree's blob, not in a staged file */
-        uint64_t offset;
+        bool filtered;   /* dropped by the spec's path filter (removed is set too) */
+        unsigned blob;   /* regular files: index of the blob that holds the contents */
+        uint64_t offset; /* ... and where they start in it */
         struct dl_xattr *xattrs;
         size_t n_xattrs;
 };
 
 struct dl_fstree {
-        char *root; /* staging directory */
-        int root_fd;
-        /* Package file contents, appended one after another to one unlinked file in
-         * the staging directory: creating one file per package file cost more than
-         * anything else in a build. dl_fstree_materialize writes them out. */
-        int blob_fd;
+        char *root;    /* staging directory */
+        int *blob_fds; /* [0]: the tree's own blob, an unlinked file in the staging
+                        * directory that generated files are appended to */
+        size_t n_blobs;
+        uint64_t own_end; /* bytes in blob 0 */
         struct dl_node **nodes;
         size_t n_nodes;
         size_t *slots; /* open-addressing hash of node index + 1 */
@@ -77,21 +79,16 @@ struct dl_node *dl_fstree_put(struct dl_fstree *t, const char *path);
 char *dl_fstree_normalize(const char *name, bool merged_usr, const char *what,
                           struct dl_error *err);
 
-/* Make every parent directory of path exist in the table and on disk, as root-owned
- * 0755 directories where the packages did not ship them. A parent that is a symlink
- * or a file in the table is an error (a write through a symlink). */
+/* Make every parent directory of path exist in the table, as root-owned 0755
+ * directories where the packages did not ship them. A parent that is a symlink or
+ * a file in the table is an error (a write through a symlink). */
 int dl_fstree_make_parents(struct dl_fstree *t, const char *path, const char *what,
                            struct dl_error *err);
 
-/* Open path under the staging root for writing, refusing to follow symlinks at any
- * component. Returns a file descriptor or -1 with err filled. */
-int dl_fstree_open_write(struct dl_fstree *t, const char *path, struct dl_error *err);
-int dl_fstree_open_read(const struct dl_fstree *t, const char *path, struct dl_error *err);
-
-/* Fill err for a failed write (errno) of path under the staging directory. */
+/* Fill err for a failed write (errno) of path into a blob of the staging directory. */
 int dl_fstree_write_error(const struct dl_fstree *t, const char *path, struct dl_error *err);
 
-/* Write a whole regular file: contents on disk, metadata in the table. */
+/* Write a whole regular file: contents to the tree's own blob, metadata in the table. */
 int dl_fstree_write_file(struct dl_fstree *t, const char *path, const void *data, size_t n,
                          unsigned mode, unsigned long uid, unsigned long gid, long long mtime,
                          struct dl_error *err);
@@ -99,24 +96,20 @@ int dl_fstree_add_symlink(struct dl_fstree *t, const char *path, const char *tar
                           long long mtime, struct dl_error *err);
 int dl_fstree_add_dir(struct dl_fstree *t, const char *path, unsigned mode, unsigned long uid,
                       unsigned long gid, long long mtime, struct dl_error *err);
-/* Staging-directory operations that never follow a symlink in a parent component. */
-int dl_fstree_rename(struct dl_fstree *t, const char *from, const char *to, struct dl_error *err);
-int dl_fstree_link(struct dl_fstree *t, const char *existing, const char *path,
-                   struct dl_error *err);
-void dl_fstree_unlink(struct dl_fstree *t, const char *path);
 
-/* Mark path and everything below it removed (table and disk). */
+/* Mark path and everything below it removed. */
 void dl_fstree_remove(struct dl_fstree *t, const char *path);
 
-/* Append the data of a file being unpacked to the blob; returns its offset in
- * *offset, or an error. Write with dl_fstree_blob_write, which must follow at once. */
-int dl_fstree_blob_begin(struct dl_fstree *t, uint64_t *offset, struct dl_error *err);
-/* Copy size bytes of the blob from offset to fd. */
-int dl_fstree_blob_copy(const struct dl_fstree *t, uint64_t offset, uint64_t size,
-                        int (*sink)(void *user, const void *data, size_t n), void *user,
-                        struct dl_error *err);
-/* Write every file kept in the blob, and every symlink (which lives in the table
- * alone), to its path in the staging directory, for --rootfs. */
+/* Hand the tree an open, readable blob file; it is closed with the tree. Returns
+ * its index for dl_node.blob. */
+unsigned dl_fstree_add_blob(struct dl_fstree *t, int fd);
+/* Pass the contents of the regular file n to sink, in pieces. */
+int dl_fstree_copy_contents(const struct dl_fstree *t, const struct dl_node *n,
+                            int (*sink)(void *user, const void *data, size_t n), void *user,
+                            struct dl_error *err);
+/* Write the tree to the staging directory, for --rootfs: directories, regular
+ * files, hard links and symlinks (devices and FIFOs stay in the table). Every step
+ * refuses to follow a symlink found on disk. */
 int dl_fstree_materialize(struct dl_fstree *t, struct dl_error *err);
 
 /* Read a staged regular file (following hardlinks in the table). */

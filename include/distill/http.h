@@ -31,6 +31,10 @@ struct dl_http_job {
         int result; /* dl_code */
         long status;
         char *error; /* message when result != DL_OK */
+        /* Called on the calling thread as soon as this job's body is complete, while
+         * other jobs may still run; NULL for none. */
+        void (*on_done)(struct dl_http_job *job, void *user);
+        void *user;
 };
 
 /* Download every job, at most o->max_parallel at once. Return DL_OK when all

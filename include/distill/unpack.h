@@ -1,9 +1,15 @@
-/* Unpacking .deb files (ar archives holding control.tar.* and data.tar.*) into the
- * staging tree with libarchive. Maintainer scripts are never run. */
+/* Unpacking .deb files (ar archives holding control.tar.* and data.tar.*) with
+ * libarchive. Maintainer scripts are never run.
+ *
+ * Two steps, so that several packages unpack at once and a later build reuses the
+ * work: dl_deb_read decompresses one package into a record (its entries and a file
+ * of their contents) on any thread, and dl_unpack_merge adds records to the tree in
+ * the packages' order, where clashes between packages are decided. */
 #ifndef DISTILL_UNPACK_H
 #define DISTILL_UNPACK_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "distill/error.h"
 #include "distill/fstree.h"
@@ -18,34 +24,77 @@ struct dl_deb_control {
         char *postinst;            /* its text, for reporting what was skipped */
 };
 
-/* The packages being unpacked, by owner index, so that a path shipped twice can
- * name both packages and honour Replaces. */
+/* What changes the record of a package, besides the package itself. */
+struct dl_unpack_options {
+        bool merged_usr;
+        unsigned long long max_file_size;       /* bytes; 0 means no limit */
+        const struct dl_strlist *paths_exclude; /* never unpacked, unless ... */
+        const struct dl_strlist *paths_include; /* ... one of these matches */
+};
+
+/* One member of data.tar, its name normalized. */
+struct dl_deb_entry {
+        char *path;
+        enum dl_node_type type;
+        bool filtered; /* dropped by the path filter: nothing else is set */
+        unsigned mode;
+        unsigned long uid, gid;
+        long long mtime;
+        uint64_t size;   /* regular files */
+        uint64_t offset; /* where a regular file's contents start in the data file */
+        char *target;    /* symlink target, or the normalized path a hard link names */
+        char sha256[DL_SHA256_HEX];
+        char md5[33]; /* computed only when the package ships no md5sums */
+        unsigned dev_major, dev_minor;
+        struct dl_xattr *xattrs;
+        size_t n_xattrs;
+};
+
+struct dl_deb_record {
+        struct dl_deb_control ctl;
+        struct dl_deb_entry *entries;
+        size_t n_entries;
+        uint64_t data_size; /* bytes in the data file */
+};
+
+/* Read deb_path (named by what in errors, such as "package bash") into rec,
+ * appending the contents of its regular files to data_fd from its current
+ * position, which must be offset 0. Safe to call from several threads at once. */
+int dl_deb_read(const char *deb_path, const char *what, const struct dl_unpack_options *o,
+                int data_fd, struct dl_deb_record *rec, struct dl_error *err);
+void dl_deb_record_free(struct dl_deb_record *rec);
+
+/* A record as bytes, for the cache, and back. The bytes end in their own SHA-256,
+ * so a damaged or cut file fails to load instead of giving a wrong tree. */
+void dl_deb_record_save(const struct dl_deb_record *rec, struct dl_buf *out);
+int dl_deb_record_load(const void *data, size_t len, struct dl_deb_record *rec,
+                       struct dl_error *err);
+
+/* The packages being merged, by owner index, so that a path shipped twice can name
+ * both packages and honour Replaces. */
 struct dl_unpack_context {
         struct dl_fstree *tree;
         bool merged_usr;
-        unsigned long long max_file_size;         /* bytes; 0 means no limit */
+        unsigned long long max_file_size;
         const struct dl_strlist *allow_overwrite; /* globs on absolute paths */
-        const struct dl_strlist *paths_exclude;   /* never unpacked, unless ... */
-        const struct dl_strlist *paths_include;   /* ... one of these matches */
-        size_t n_filtered;                        /* entries dropped so far */
-        /* When set, the package's data.tar is read from this file (any compression
-         * libarchive reads) instead of the .deb: a copy dl_unpack_prepare_data made. */
-        const char *data_tar;
+        const struct dl_strlist *paths_exclude;
+        const struct dl_strlist *paths_include;
+        size_t n_filtered; /* entries dropped so far */
         const char *const *names;
         const char *const *versions;
-        char **replaces; /* each package's Replaces field, filled as packages unpack */
+        char **replaces; /* each package's Replaces field, filled as packages merge */
 };
 
-/* Unpack deb_path as package number owner. Fills ctl. */
+/* Add rec to the tree as package number owner. Its contents are read from blob, an
+ * index that dl_fstree_add_blob returned for its data file. */
+int dl_unpack_merge(struct dl_unpack_context *ctx, int owner, const struct dl_deb_record *rec,
+                    unsigned blob, struct dl_error *err);
+
+/* Both steps at once, with the contents in a new unlinked file of the staging
+ * directory. Fills ctl, which the caller frees even on failure. */
 int dl_unpack_deb(struct dl_unpack_context *ctx, int owner, const char *deb_path,
                   struct dl_deb_control *ctl, struct dl_error *err);
 void dl_deb_control_free(struct dl_deb_control *ctl);
-
-/* Decompress the data.tar member of deb_path and store it at dest compressed with
- * zstd at a fast level, through a temporary file renamed into place. Reading that
- * copy back is several times faster than decompressing xz, so it is what a build
- * unpacks, and it lets several cores decompress packages at once. */
-int dl_unpack_prepare_data(const char *deb_path, const char *dest, struct dl_error *err);
 
 /* The value of one field of a control file (first paragraph), or NULL. Caller frees. */
 char *dl_control_field(const char *control, const char *field);

@@ -45,10 +45,14 @@ struct dl_sha256 *dl_sha256_new(void);
 void dl_sha256_update(struct dl_sha256 *h, const void *data, size_t n);
 void dl_sha256_final(struct dl_sha256 *h, char hex[DL_SHA256_HEX]); /* also frees h */
 void dl_sha256_hex(const void *data, size_t n, char hex[DL_SHA256_HEX]);
+/* The 32-byte digest itself. */
+void dl_sha256_raw(const void *data, size_t n, unsigned char out[32]);
 int dl_sha256_file(const char *path, char hex[DL_SHA256_HEX], uint64_t *size, struct dl_error *err);
 bool dl_is_sha256_hex(const char *s);
 
 int dl_read_file(const char *path, struct dl_buf *out, struct dl_error *err);
+/* Write all n bytes to fd, retrying short writes; 0, or -1 with errno set. */
+int dl_write_all(int fd, const void *data, size_t n);
 /* Write data to path through a temporary file in the same directory, fsync, rename. */
 int dl_write_file_atomic(const char *path, const void *data, size_t n, int mode,
                          struct dl_error *err);

@@ -193,13 +193,20 @@ static void test_make_parents_creates_root_dirs(void **state)
                 assert_int_equal(n->mode, 0755);
                 assert_int_equal(n->uid, 0);
                 assert_int_equal(n->gid, 0);
-                mode_t mode = 0;
-                if (!staged_lstat(f, parents[i], &mode))
-                        fail_msg("parent %s is missing on disk", parents[i]);
-                assert_true(S_ISDIR(mode));
+                /* The table alone until the tree is written out. */
+                if (staged_lstat(f, parents[i], NULL))
+                        fail_msg("parent %s is on disk before dl_fstree_materialize", parents[i]);
         }
         /* The path itself is left to the caller. */
         assert_null(dl_fstree_get(&f->tree, "opt/app/bin/tool"));
+        assert_int_equal(dl_fstree_materialize(&f->tree, &err), DL_OK);
+        for (size_t i = 0; i < sizeof parents / sizeof parents[0]; i++) {
+                mode_t mode = 0;
+                if (!staged_lstat(f, parents[i], &mode))
+                        fail_msg("parent %s is missing on disk after dl_fstree_materialize",
+                                 parents[i]);
+                assert_true(S_ISDIR(mode));
+        }
         assert_false(staged_lstat(f, "opt/app/bin/tool", NULL));
 }
 
@@ -234,6 +241,8 @@ static void test_write_file_over_directory(void **state)
         const struct dl_node *n = dl_fstree_get(&f->tree, "etc/conf.d");
         assert_non_null(n);
         assert_int_equal(n->type, DL_NODE_DIR);
+        memset(&err, 0, sizeof err);
+        assert_int_equal(dl_fstree_materialize(&f->tree, &err), DL_OK);
         mode_t mode = 0;
         assert_true(staged_lstat(f, "etc/conf.d", &mode));
         assert_true(S_ISDIR(mode));
@@ -259,6 +268,14 @@ static void test_write_file_contents_and_metadata(void **state)
         tu_sha256_hex(text, strlen(text), hex);
         assert_string_equal(n->sha256, hex);
 
+        /* Read back from the table's blob, then from disk once written out. */
+        struct dl_buf back = {0};
+        assert_int_equal(dl_fstree_read(&f->tree, "etc/php/app.ini", &back, &err), DL_OK);
+        assert_int_equal(back.len, strlen(text));
+        assert_memory_equal(back.data, text, back.len);
+        dl_buf_free(&back);
+        assert_false(staged_lstat(f, "etc/php/app.ini", NULL));
+        assert_int_equal(dl_fstree_materialize(&f->tree, &err), DL_OK);
         char *full = tu_asprintf("%s/etc/php/app.ini", f->stage);
         size_t len;
         unsigned char *data = tu_read_file(full, &len);
@@ -289,41 +306,60 @@ static void test_write_through_table_symlink(void **state)
         free(canary);
 }
 
-/* The same with a symlink that exists only on disk, as in a stale or tampered
- * staging directory. The table has nothing at usr/lib/y, so only the no-follow
- * walk of the staging directory prevents the write. */
+/* Plant usr/lib/NAME -> target in the staging directory, behind the table's back,
+ * as a stale or tampered staging directory would have it. */
+static void plant_symlink(const struct fixture *f, const char *name, const char *target)
+{
+        char *usr = tu_asprintf("%s/usr", f->stage);
+        char *usr_lib = tu_asprintf("%s/usr/lib", f->stage);
+        char *link = tu_asprintf("%s/usr/lib/%s", f->stage, name);
+        assert_true(mkdir(usr, 0755) == 0 || errno == EEXIST);
+        assert_true(mkdir(usr_lib, 0755) == 0 || errno == EEXIST);
+        assert_int_equal(symlink(target, link), 0);
+        free(link);
+        free(usr_lib);
+        free(usr);
+}
+
+/* The table has a directory at usr/lib/y where the disk has a symlink: only the
+ * no-follow walk keeps the file out of the canary, and writing the tree fails. */
 static void test_write_through_disk_symlink(void **state)
 {
         struct fixture *f = *state;
         char *canary = tu_mkdtemp();
         struct dl_error err = {0};
-        assert_int_equal(dl_fstree_add_dir(&f->tree, "usr/lib", 0755, 0, 0, -1, &err), DL_OK);
-        char *link = tu_asprintf("%s/usr/lib/y", f->stage);
-        assert_int_equal(symlink(canary, link), 0);
-
+        plant_symlink(f, "y", canary);
+        assert_int_equal(
+            dl_fstree_write_file(&f->tree, "usr/lib/y/evil", "pwned\n", 6, 0644, 0, 0, -1, &err),
+            DL_OK);
         memset(&err, 0, sizeof err);
-        int rc =
-            dl_fstree_write_file(&f->tree, "usr/lib/y/evil", "pwned\n", 6, 0644, 0, 0, -1, &err);
+        int rc = dl_fstree_materialize(&f->tree, &err);
         assert_int_not_equal(rc, DL_OK);
+        assert_contains(err.msg, "usr/lib/y");
         assert_int_equal(tu_count_dir_entries(canary, NULL), 0);
+        tu_rm_rf(canary);
+        free(canary);
+}
 
-        /* A symlink as the last component is replaced, not followed: the write
-         * lands in the staging directory and the file it pointed at stays absent. */
+/* A symlink on disk at the path of a file is replaced, not followed: the file
+ * lands in the staging directory and the file the symlink named stays absent. */
+static void test_write_over_disk_symlink(void **state)
+{
+        struct fixture *f = *state;
+        char *canary = tu_mkdtemp();
+        struct dl_error err = {0};
         char *target = tu_asprintf("%s/target", canary);
-        char *link_z = tu_asprintf("%s/usr/lib/z", f->stage);
-        assert_int_equal(symlink(target, link_z), 0);
-        memset(&err, 0, sizeof err);
-        rc = dl_fstree_write_file(&f->tree, "usr/lib/z", "data\n", 5, 0644, 0, 0, -1, &err);
+        plant_symlink(f, "z", target);
+        assert_int_equal(
+            dl_fstree_write_file(&f->tree, "usr/lib/z", "data\n", 5, 0644, 0, 0, -1, &err), DL_OK);
+        int rc = dl_fstree_materialize(&f->tree, &err);
         if (rc != DL_OK)
                 fail_msg("writing over the symlink usr/lib/z failed: %s", err.msg);
         assert_int_equal(tu_count_dir_entries(canary, NULL), 0);
         mode_t mode = 0;
         assert_true(staged_lstat(f, "usr/lib/z", &mode));
         assert_true(S_ISREG(mode));
-        free(link_z);
-
         free(target);
-        free(link);
         tu_rm_rf(canary);
         free(canary);
 }
@@ -396,6 +432,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_write_file_contents_and_metadata, setup, teardown),
             cmocka_unit_test_setup_teardown(test_write_through_table_symlink, setup, teardown),
             cmocka_unit_test_setup_teardown(test_write_through_disk_symlink, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_write_over_disk_symlink, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sorted_order, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sorted_skips_removed_subtree, setup, teardown),
         };

@@ -142,6 +142,36 @@ static char *record_path(const struct unpack_pool *p, const struct unpack_job *j
         return dl_asprintf("%s/unpacked/%s.%s", p->cache->dir, key, suffix);
 }
 
+/* Whether every regular file of a record has the digest the record gives it. The
+ * layer takes its bytes from the data file while it may copy the gzip members of
+ * an earlier layer keyed by those digests, so damaged contents must not pass. */
+static bool record_contents_match(const struct dl_deb_record *rec, int fd)
+{
+        static __thread char block[1 << 17];
+        for (size_t i = 0; i < rec->n_entries; i++) {
+                const struct dl_deb_entry *en = &rec->entries[i];
+                if (en->filtered || en->type != DL_NODE_FILE)
+                        continue;
+                struct dl_sha256 *h = dl_sha256_new();
+                uint64_t off = en->offset, left = en->size;
+                while (left > 0) {
+                        ssize_t r =
+                            pread(fd, block, left < sizeof block ? (size_t)left : sizeof block,
+                                  (off_t)off);
+                        if (r <= 0)
+                                break;
+                        dl_sha256_update(h, block, (size_t)r);
+                        off += (uint64_t)r;
+                        left -= (uint64_t)r;
+                }
+                char hex[DL_SHA256_HEX];
+                dl_sha256_final(h, hex);
+                if (left > 0 || strcmp(hex, en->sha256) != 0)
+                        return false;
+        }
+        return true;
+}
+
 /* Load a job's record from the cache; false when it is missing or damaged. */
 static bool load_record(const struct unpack_pool *p, struct unpack_job *j)
 {
@@ -150,12 +180,16 @@ static bool load_record(const struct unpack_pool *p, struct unpack_job *j)
         struct dl_error ignored;
         struct stat st;
         bool ok = false;
-        if (dl_read_file(meta, &b, &ignored) == DL_OK &&
-            dl_deb_record_load(b.data, b.len, &j->rec, &ignored) == DL_OK) {
-                j->fd = open(data, O_RDONLY | O_CLOEXEC);
-                ok = j->fd >= 0 && fstat(j->fd, &st) == 0 &&
-                     (uint64_t)st.st_size == j->rec.data_size;
+        if (dl_read_file(meta, &b, &ignored) == DL_OK) {
+                ok = dl_deb_record_load(b.data, b.len, &j->rec, &ignored) == DL_OK;
+                j->fd = ok ? open(data, O_RDONLY | O_CLOEXEC) : -1;
+                ok = ok && j->fd >= 0 && fstat(j->fd, &st) == 0 &&
+                     (uint64_t)st.st_size == j->rec.data_size &&
+                     record_contents_match(&j->rec, j->fd);
                 if (!ok) {
+                        dl_warn("%s: its unpacked record in the cache (%s) is damaged; unpacking "
+                                "the package again",
+                                j->what, meta);
                         if (j->fd >= 0)
                                 close(j->fd);
                         j->fd = -1;
@@ -359,6 +393,7 @@ static void build_free(struct build *b)
                 dl_sources_free(&pl->sources);
                 free(pl->rootfs);
                 free(pl->layer_path);
+                dl_layer_free(&pl->layer);
         }
         free(b->platforms);
         if (b->have_lock)
@@ -687,16 +722,14 @@ static bool reuse_layer(struct build *b, struct platform *pl, long long epoch)
         return ok;
 }
 
-/* Remember a platform's finished layer for the next build with the same inputs. */
+/* Keep a platform's finished layer in the cache: its blob and member list, for
+ * later builds to copy members from, and under its key when it has one, for the
+ * next build with the same inputs. */
 static void store_layer(struct build *b, struct platform *pl, long long epoch)
 {
         struct dl_error ignored;
-        char *key = layer_key(b, pl, epoch);
-        if (!key)
-                return;
         char *tmp = dl_cache_tmp_path(&b->cache);
-        char *dir = dl_dirname(key);
-        bool ok = dl_mkdir_p(dir, 0755, &ignored) == DL_OK && link(pl->layer_path, tmp) == 0;
+        bool ok = link(pl->layer_path, tmp) == 0;
         if (!ok) {
                 /* Another file system: copy instead of linking. */
                 struct dl_buf data = {0};
@@ -705,7 +738,16 @@ static void store_layer(struct build *b, struct platform *pl, long long epoch)
                 dl_buf_free(&data);
         }
         /* The layer writer computed the digest while writing the file. */
-        if (ok && dl_cache_adopt(&b->cache, tmp, pl->layer.digest, &ignored) == DL_OK) {
+        ok = ok && dl_cache_adopt(&b->cache, tmp, pl->layer.digest, &ignored) == DL_OK;
+        unlink(tmp);
+        dl_cleanup_forget(tmp);
+        free(tmp);
+        if (!ok)
+                return;
+        dl_member_index_store(&b->cache, &pl->layer);
+        char *key = layer_key(b, pl, epoch);
+        char *dir = key ? dl_dirname(key) : NULL;
+        if (key && dl_mkdir_p(dir, 0755, &ignored) == DL_OK) {
                 json_t *j = json_object();
                 json_object_set_new(j, "digest", json_string(pl->layer.digest));
                 json_object_set_new(j, "diff_id", json_string(pl->layer.diff_id));
@@ -717,9 +759,6 @@ static void store_layer(struct build *b, struct platform *pl, long long epoch)
                 free(text);
                 json_decref(j);
         }
-        unlink(tmp);
-        dl_cleanup_forget(tmp);
-        free(tmp);
         free(dir);
         free(key);
 }
@@ -756,8 +795,12 @@ static int make_platform(struct build *b, const struct dl_build_options *o, stru
         if (o->rootfs && (rc = dl_fstree_materialize(&pl->tree, err)))
                 return rc;
         pl->layer_path = dl_asprintf("%s/layer-%s.tar.gz", b->workdir, pl->arch);
-        struct dl_layer_options lo = {.threads = 0, .cache = &b->cache};
+        /* Members of earlier layers in the cache are copied instead of compressed. */
+        struct dl_member_index reuse;
+        dl_member_index_load(&b->cache, &reuse);
+        struct dl_layer_options lo = {.threads = 0, .reuse = &reuse};
         rc = dl_layer_write_with(&pl->tree, epoch, pl->layer_path, &lo, &pl->layer, err);
+        dl_member_index_free(&reuse);
         if (rc == DL_OK)
                 dl_debug("%s: wrote the layer (%llu bytes)", pl->arch,
                          (unsigned long long)pl->layer.size);

@@ -2,12 +2,15 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libdeflate.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "distill/log.h"
@@ -21,10 +24,19 @@
 
 struct group {
         struct dl_buf in;
+        struct dl_sha256 *key_hash; /* the member key, while the group fills */
+        char key[DL_SHA256_HEX];
         void *out;
-        size_t out_len;
-        bool done; /* compressed (or taken from the cache) */
+        size_t out_len, out_cap;
+        bool done; /* compressed (or copied from an earlier layer) */
         bool from_cache;
+};
+
+/* A member of an earlier layer, by key. */
+struct dl_member_ref {
+        char key[DL_SHA256_HEX];
+        size_t fd; /* index into dl_member_index.fds */
+        uint64_t offset, length, isize;
 };
 
 /* The sink behind libarchive hashes the tar and cuts it into groups. The groups go
@@ -49,69 +61,64 @@ struct sink {
         int n_threads;
         int error; /* errno of a failed write */
         size_t reused;
+        /* The digest of the entry being written and where it starts in the tar, for
+         * the key of a group that opens inside it. */
+        unsigned char entry_desc[32];
+        uint64_t entry_start;
+        struct dl_layer_member *members;
+        size_t n_members, cap_members;
+        /* Written groups, kept with their buffers for the next ones: allocating
+         * megabytes per group cost page faults on every byte. */
+        struct group *spare[MAX_INFLIGHT + 2];
+        size_t n_spare;
+        size_t out_cap; /* compressed bytes a full group may need */
 };
 
-static char *group_cache_path(const struct sink *s, const struct group *g)
+static int compare_refs(const void *a, const void *b)
 {
-        char hex[DL_SHA256_HEX];
-        dl_sha256_hex(g->in.data, g->in.len, hex);
-        /* Keyed by the uncompressed bytes and the level, so a change of level does
-         * not reuse members of another. */
-        return dl_asprintf("%s/gzip-%d/%s", s->opts->cache->dir, DL_LAYER_LEVEL, hex);
+        return strcmp(((const struct dl_member_ref *)a)->key,
+                      ((const struct dl_member_ref *)b)->key);
 }
 
-static bool load_cached(const struct sink *s, struct group *g)
+static const struct dl_member_ref *find_member(const struct dl_member_index *idx, const char *key)
 {
-        struct dl_buf b = {0};
-        struct dl_error ignored;
-        char *p = group_cache_path(s, g);
-        bool ok = dl_read_file(p, &b, &ignored) == DL_OK && b.len >= 18;
-        free(p);
-        if (!ok) {
-                dl_buf_free(&b);
+        struct dl_member_ref probe;
+        if (!idx || idx->n == 0)
+                return NULL;
+        memcpy(probe.key, key, sizeof probe.key);
+        return bsearch(&probe, idx->refs, idx->n, sizeof *idx->refs, compare_refs);
+}
+
+/* Copy the member of an earlier layer with the group's key. Its gzip header and the
+ * size in its trailer are checked, so a damaged blob is compressed anew instead. */
+static bool copy_member(const struct sink *s, struct group *g)
+{
+        const struct dl_member_index *idx = s->opts->reuse;
+        const struct dl_member_ref *r = find_member(idx, g->key);
+        if (!r || r->isize != g->in.len || r->length < 18 || r->length > g->out_cap)
                 return false;
-        }
-        /* The gzip trailer records the size of the uncompressed data. A mismatch means
-         * a damaged entry, which is compressed again. */
-        const unsigned char *t = (const unsigned char *)b.data + b.len - 4;
+        unsigned char *buf = g->out;
+        ssize_t got = pread(idx->fds[r->fd], buf, (size_t)r->length, (off_t)r->offset);
+        const unsigned char *t = buf + r->length - 4;
         uint32_t isize =
             (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
-        if (isize != (uint32_t)g->in.len) {
-                dl_buf_free(&b);
+        if (got != (ssize_t)r->length || buf[0] != 0x1f || buf[1] != 0x8b || buf[2] != 8 ||
+            isize != (uint32_t)g->in.len)
                 return false;
-        }
-        g->out = b.data;
-        g->out_len = b.len;
+        g->out_len = (size_t)r->length;
         g->from_cache = true;
         return true;
 }
 
-static void store_cached(const struct sink *s, const struct group *g)
-{
-        struct dl_error ignored;
-        char *p = group_cache_path(s, g);
-        char *dir = dl_dirname(p);
-        if (dl_mkdir_p(dir, 0755, &ignored) == DL_OK)
-                dl_write_file_unsynced(p, g->out, g->out_len, 0644, &ignored);
-        free(dir);
-        free(p);
-}
-
 static void compress_group(const struct sink *s, struct libdeflate_compressor *c, struct group *g)
 {
-        if (s->opts->cache && load_cached(s, g))
+        if (copy_member(s, g))
                 return;
-        size_t bound = libdeflate_gzip_compress_bound(c, g->in.len);
-        g->out = dl_malloc(bound);
-        g->out_len =
-            c ? libdeflate_gzip_compress(c, g->in.data ? g->in.data : "", g->in.len, g->out, bound)
-              : 0;
+        g->out_len = c ? libdeflate_gzip_compress(c, g->in.data, g->in.len, g->out, g->out_cap) : 0;
         /* libdeflate writes OS 255 (unknown); use 3 (Unix), as gzip -n does. The
          * header has no checksum (no FHCRC), so the byte may change. */
         if (g->out_len >= 10)
                 ((unsigned char *)g->out)[9] = 3;
-        if (g->out_len && s->opts->cache)
-                store_cached(s, g);
 }
 
 static void *compress_worker(void *arg)
@@ -134,6 +141,38 @@ static void *compress_worker(void *arg)
         pthread_mutex_unlock(&s->lock);
         libdeflate_free_compressor(c);
         return NULL;
+}
+
+static void free_group(struct group *g)
+{
+        dl_buf_free(&g->in);
+        free(g->out);
+        free(g);
+}
+
+static void recycle_group(struct sink *s, struct group *g)
+{
+        if (s->n_spare < sizeof s->spare / sizeof s->spare[0]) {
+                g->in.len = 0;
+                g->out_len = 0;
+                g->done = g->from_cache = false;
+                s->spare[s->n_spare++] = g;
+        } else {
+                free_group(g);
+        }
+}
+
+/* An empty group with room for GROUP_MAX bytes and their compressed form. */
+static struct group *new_group(struct sink *s)
+{
+        if (s->n_spare > 0)
+                return s->spare[--s->n_spare];
+        struct group *g = dl_calloc(1, sizeof *g);
+        g->in.data = dl_malloc(GROUP_MAX + 1);
+        g->in.cap = GROUP_MAX + 1;
+        g->out_cap = s->out_cap;
+        g->out = dl_malloc(g->out_cap);
+        return g;
 }
 
 /* Write the oldest group once it is compressed; with wait, block until it is. Returns
@@ -164,12 +203,19 @@ static int write_oldest(struct sink *s, bool wait)
                         s->error = errno ? errno : EIO;
                         rc = -1;
                 }
+                if (s->n_members == s->cap_members) {
+                        s->cap_members = s->cap_members ? 2 * s->cap_members : 256;
+                        s->members = dl_realloc(s->members, s->cap_members * sizeof *s->members);
+                }
+                struct dl_layer_member *m = &s->members[s->n_members++];
+                memcpy(m->key, g->key, sizeof m->key);
+                m->offset = s->blob_size;
+                m->length = g->out_len;
+                m->isize = g->in.len;
                 s->blob_size += g->out_len;
                 s->reused += g->from_cache;
         }
-        dl_buf_free(&g->in);
-        free(g->out);
-        free(g);
+        recycle_group(s, g);
         return rc;
 }
 
@@ -181,6 +227,11 @@ static int submit_group(struct sink *s)
         s->open = NULL;
         if (!g)
                 return 0;
+        char len[32];
+        snprintf(len, sizeof len, "length %zu", g->in.len);
+        dl_sha256_update(g->key_hash, len, strlen(len));
+        dl_sha256_final(g->key_hash, g->key);
+        g->key_hash = NULL;
         while (s->tail - s->head == MAX_INFLIGHT)
                 if (write_oldest(s, true) < 0)
                         break;
@@ -208,13 +259,18 @@ static la_ssize_t sink_write(struct archive *a, void *user, const void *data, si
         const char *p = data;
         size_t left = n;
         dl_sha256_update(s->tar_hash, data, n);
-        s->tar_size += n;
         while (left > 0) {
                 if (!s->open) {
-                        /* Sized once: a doubling buffer would hold twice the bytes. */
-                        s->open = dl_calloc(1, sizeof *s->open);
-                        s->open->in.data = dl_malloc(GROUP_MAX + 1);
-                        s->open->in.cap = GROUP_MAX + 1;
+                        s->open = new_group(s);
+                        /* The key: the format, the entry the group opens in, and how far
+                         * into that entry's bytes it starts. */
+                        char at[96];
+                        snprintf(at, sizeof at, "%s level %d\nstart %llu\n",
+                                 archive_version_string(), DL_LAYER_LEVEL,
+                                 (unsigned long long)(s->tar_size + (n - left) - s->entry_start));
+                        s->open->key_hash = dl_sha256_new();
+                        dl_sha256_update(s->open->key_hash, at, strlen(at));
+                        dl_sha256_update(s->open->key_hash, s->entry_desc, sizeof s->entry_desc);
                 }
                 struct group *g = s->open;
                 /* A group is also cut every GROUP_MAX bytes from its start, which still
@@ -229,6 +285,7 @@ static la_ssize_t sink_write(struct archive *a, void *user, const void *data, si
                         return -1;
                 }
         }
+        s->tar_size += n;
         return (la_ssize_t)n;
 }
 
@@ -285,10 +342,42 @@ static int archive_sink(void *user, const void *data, size_t n)
         return archive_write_data(a, data, n) == (la_ssize_t)n ? DL_OK : DL_EIO;
 }
 
-static int write_entry(struct archive *a, struct archive_entry *e, const struct dl_fstree *t,
-                       const struct dl_node *n, long long epoch, struct dl_error *err)
+/* Note the entry about to be written: its digest covers everything that decides its
+ * bytes in the tar, and it enters the key of every group that holds some of them. */
+static void begin_entry(struct sink *s, const struct dl_node *n, long long mtime)
+{
+        struct dl_buf d = {0};
+        dl_buf_printf(&d, "%s%c%d %o %lu %lu %lld %llu %u %u%c%s%c%s", n->path, 0, (int)n->type,
+                      n->mode & 07777, n->uid, n->gid, mtime, (unsigned long long)n->size,
+                      n->dev_major, n->dev_minor, 0, n->target ? n->target : "", 0,
+                      n->type == DL_NODE_FILE ? n->sha256 : "");
+        for (size_t i = 0; i < n->n_xattrs; i++) {
+                dl_buf_printf(&d, "%cxattr %s %zu:", 0, n->xattrs[i].name, n->xattrs[i].size);
+                dl_buf_append(&d, n->xattrs[i].value, n->xattrs[i].size);
+        }
+        dl_sha256_raw(d.data, d.len, s->entry_desc);
+        dl_buf_free(&d);
+        s->entry_start = s->tar_size;
+        if (s->open)
+                dl_sha256_update(s->open->key_hash, s->entry_desc, sizeof s->entry_desc);
+}
+
+/* The end-of-archive blocks that closing the tar writes, as the last "entry". */
+static void begin_end_of_archive(struct sink *s)
+{
+        dl_sha256_raw("end of archive", 14, s->entry_desc);
+        s->entry_start = s->tar_size;
+        if (s->open)
+                dl_sha256_update(s->open->key_hash, s->entry_desc, sizeof s->entry_desc);
+}
+
+static int write_entry(struct archive *a, struct archive_entry *e, struct sink *s,
+                       const struct dl_fstree *t, const struct dl_node *n, long long epoch,
+                       struct dl_error *err)
 {
         long long mtime = n->mtime < 0 || n->mtime > epoch ? epoch : n->mtime;
+
+        begin_entry(s, n, mtime);
 
         archive_entry_clear(e);
         if (n->type == DL_NODE_DIR) {
@@ -367,6 +456,9 @@ int dl_layer_write_with(const struct dl_fstree *t, long long epoch, const char *
         pthread_mutex_init(&s->lock, NULL);
         pthread_cond_init(&s->work, NULL);
         pthread_cond_init(&s->finished, NULL);
+        struct libdeflate_compressor *c = libdeflate_alloc_compressor(DL_LAYER_LEVEL);
+        s->out_cap = c ? libdeflate_gzip_compress_bound(c, GROUP_MAX) : GROUP_MAX * 2;
+        libdeflate_free_compressor(c);
         int threads = s->opts->threads > 0 ? s->opts->threads : default_threads();
         s->threads = dl_calloc((size_t)threads, sizeof *s->threads);
         for (int i = 0; i < threads; i++) {
@@ -390,13 +482,15 @@ int dl_layer_write_with(const struct dl_fstree *t, long long epoch, const char *
         }
         nodes = dl_fstree_sorted(t, &n);
         for (size_t i = 0; i < n && rc == DL_OK; i++) {
-                rc = write_entry(a, e, t, nodes[i], epoch, err);
+                rc = write_entry(a, e, s, t, nodes[i], epoch, err);
                 if (rc == DL_OK && archive_write_finish_entry(a) != ARCHIVE_OK)
                         rc = dl_fail(err, DL_EIO, "cannot write the layer: %s",
                                      archive_error_string(a));
                 if (rc == DL_OK && end_entry(s, nodes[i]->path) != 0)
                         rc = dl_fail_errno(err, s->error ? s->error : EIO, "cannot write", path);
         }
+        if (rc == DL_OK)
+                begin_end_of_archive(s);
         if (rc == DL_OK && archive_write_close(a) != ARCHIVE_OK)
                 rc = dl_fail(err, DL_EIO, "cannot finish the layer: %s", archive_error_string(a));
 out:
@@ -409,9 +503,12 @@ out:
         archive_entry_free(e);
         if (s->open) {
                 /* Bytes libarchive wrote while being freed after an error. */
-                dl_buf_free(&s->open->in);
-                free(s->open);
+                char ignored[DL_SHA256_HEX];
+                dl_sha256_final(s->open->key_hash, ignored);
+                free_group(s->open);
         }
+        for (size_t i = 0; i < s->n_spare; i++)
+                free_group(s->spare[i]);
         free(nodes);
         free(s->threads);
         if (fflush(s->out) != 0 && rc == DL_OK)
@@ -422,10 +519,17 @@ out:
         dl_sha256_final(s->blob_hash, out->digest);
         out->size = s->blob_size;
         out->tar_size = s->tar_size;
+        out->members = s->members;
+        out->n_members = s->n_members;
+        out->n_reused = s->reused;
+        s->members = NULL;
         if (rc == DL_OK && s->reused)
-                dl_debug("layer: %zu compressed groups reused from the cache", s->reused);
-        if (rc)
+                dl_debug("layer: %zu of %zu gzip members copied from earlier layers", s->reused,
+                         out->n_members);
+        if (rc) {
                 unlink(path);
+                dl_layer_free(out);
+        }
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->work);
         pthread_cond_destroy(&s->finished);
@@ -437,4 +541,170 @@ int dl_layer_write(const struct dl_fstree *t, long long epoch, const char *path,
                    struct dl_layer *out, struct dl_error *err)
 {
         return dl_layer_write_with(t, epoch, path, NULL, out, err);
+}
+
+void dl_layer_free(struct dl_layer *l)
+{
+        free(l->members);
+        l->members = NULL;
+        l->n_members = 0;
+}
+
+/* Member lists --------------------------------------------------------------------
+ * members/DIGEST.idx: a first line "distill members 1", then one line per member
+ * of the layer blob sha256/DIGEST: "KEY OFFSET LENGTH ISIZE". */
+
+static const char index_magic[] = "distill members 1\n";
+
+static char *index_dir(const struct dl_cache *c)
+{
+        return dl_path_join(c->dir, "members");
+}
+
+/* Parse one list; its entries point at fd number fd_index. */
+static bool parse_index(const char *text, uint64_t blob_size, size_t fd_index,
+                        struct dl_member_index *idx)
+{
+        size_t before = idx->n;
+        if (strncmp(text, index_magic, sizeof index_magic - 1) != 0)
+                return false;
+        const char *p = text + sizeof index_magic - 1;
+        while (*p) {
+                struct dl_member_ref r = {.fd = fd_index};
+                unsigned long long off, len, isize;
+                int used = 0;
+                if (sscanf(p, "%64s %llu %llu %llu%n", r.key, &off, &len, &isize, &used) != 4 ||
+                    !dl_is_sha256_hex(r.key) || off > blob_size || len > blob_size - off) {
+                        idx->n = before;
+                        return false;
+                }
+                r.offset = off;
+                r.length = len;
+                r.isize = isize;
+                idx->refs = dl_realloc(idx->refs, (idx->n + 1) * sizeof *idx->refs);
+                idx->refs[idx->n++] = r;
+                p += used;
+                while (*p == '\n')
+                        p++;
+        }
+        return true;
+}
+
+/* The layer digest a member list's file name gives ("DIGEST.idx"), or false. */
+static bool index_name(const char *name, char digest[DL_SHA256_HEX])
+{
+        if (strlen(name) != 64 + 4 || strcmp(name + 64, ".idx") != 0)
+                return false;
+        memcpy(digest, name, 64);
+        digest[64] = '\0';
+        return dl_is_sha256_hex(digest);
+}
+
+void dl_member_index_load(const struct dl_cache *c, struct dl_member_index *idx)
+{
+        memset(idx, 0, sizeof *idx);
+        char *dir = index_dir(c);
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        char digest[DL_SHA256_HEX];
+        while (d && (e = readdir(d))) {
+                if (!index_name(e->d_name, digest))
+                        continue;
+                char *blob = dl_cache_path(c, digest);
+                char *list = dl_path_join(dir, e->d_name);
+                int fd = open(blob, O_RDONLY | O_CLOEXEC);
+                struct stat st;
+                struct dl_buf text = {0};
+                struct dl_error ignored;
+                if (fd >= 0 && fstat(fd, &st) == 0 &&
+                    dl_read_file(list, &text, &ignored) == DL_OK &&
+                    parse_index(dl_buf_str(&text), (uint64_t)st.st_size, idx->n_fds, idx)) {
+                        idx->fds = dl_realloc(idx->fds, (idx->n_fds + 1) * sizeof *idx->fds);
+                        idx->fds[idx->n_fds++] = fd;
+                } else if (fd >= 0) {
+                        close(fd);
+                }
+                dl_buf_free(&text);
+                free(list);
+                free(blob);
+        }
+        if (d)
+                closedir(d);
+        free(dir);
+        if (idx->n)
+                qsort(idx->refs, idx->n, sizeof *idx->refs, compare_refs);
+}
+
+void dl_member_index_free(struct dl_member_index *idx)
+{
+        for (size_t i = 0; i < idx->n_fds; i++)
+                close(idx->fds[i]);
+        free(idx->fds);
+        free(idx->refs);
+        memset(idx, 0, sizeof *idx);
+}
+
+struct old_index {
+        char *path;
+        time_t mtime;
+};
+
+static int newest_first(const void *a, const void *b)
+{
+        const struct old_index *x = a, *y = b;
+        if (x->mtime != y->mtime)
+                return x->mtime < y->mtime ? 1 : -1;
+        return strcmp(x->path, y->path);
+}
+
+void dl_member_index_store(const struct dl_cache *c, const struct dl_layer *l)
+{
+        struct dl_error ignored;
+        char *dir = index_dir(c);
+        if (dl_mkdir_p(dir, 0755, &ignored) != DL_OK) {
+                free(dir);
+                return;
+        }
+        struct dl_buf text = {0};
+        dl_buf_puts(&text, index_magic);
+        for (size_t i = 0; i < l->n_members; i++)
+                dl_buf_printf(&text, "%s %llu %llu %llu\n", l->members[i].key,
+                              (unsigned long long)l->members[i].offset,
+                              (unsigned long long)l->members[i].length,
+                              (unsigned long long)l->members[i].isize);
+        char *name = dl_asprintf("%s/%s.idx", dir, l->digest);
+        dl_write_file_unsynced(name, text.data, text.len, 0644, &ignored);
+        free(name);
+        dl_buf_free(&text);
+
+        /* Prune: lists whose blob is gone, then all but the newest few. */
+        struct old_index *v = NULL;
+        size_t n = 0;
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        char digest[DL_SHA256_HEX];
+        while (d && (e = readdir(d))) {
+                if (!index_name(e->d_name, digest))
+                        continue;
+                char *path = dl_path_join(dir, e->d_name);
+                struct stat st;
+                if (!dl_cache_has(c, digest) || stat(path, &st) != 0) {
+                        unlink(path);
+                        free(path);
+                        continue;
+                }
+                v = dl_realloc(v, (n + 1) * sizeof *v);
+                v[n++] = (struct old_index){path, st.st_mtime};
+        }
+        if (d)
+                closedir(d);
+        if (n > 1)
+                qsort(v, n, sizeof *v, newest_first);
+        for (size_t i = 0; i < n; i++) {
+                if (i >= DL_LAYER_KEEP_INDEXES)
+                        unlink(v[i].path);
+                free(v[i].path);
+        }
+        free(v);
+        free(dir);
 }

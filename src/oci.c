@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "distill/cleanup.h"
+#include "distill/log.h"
 
 #define MT_INDEX      "application/vnd.oci.image.index.v1+json"
 #define MT_MANIFEST   "application/vnd.oci.image.manifest.v1+json"
@@ -161,50 +162,120 @@ static int compare_members(const void *a, const void *b)
 }
 
 /* A failed write into the output tarball, with the file and the system's reason. */
-static int member_error(struct archive *a, const struct member *m, const char *tmp,
-                        struct dl_error *err)
+static int member_error(int saved, const struct member *m, const char *tmp, struct dl_error *err)
 {
-        int e = archive_errno(a);
-        return dl_fail(err, DL_EIO, "cannot write %s into %s: %s%s", m->name, tmp,
-                       e > 0 ? strerror(e) : archive_error_string(a),
-                       e == ENOSPC ? "; free some space and run the build again" : "");
+        return dl_fail(err, DL_EIO, "cannot write %s into %s: %s%s", m->name, tmp, strerror(saved),
+                       saved == ENOSPC ? "; free some space and run the build again" : "");
 }
 
-static int add_member(struct archive *a, struct archive_entry *e, const struct member *m,
-                      long long epoch, const char *tmp, struct dl_error *err)
+/* A 12-byte numeric field: 11 octal digits and a NUL, or past that (8 GiB, or the
+ * year 2242), the base-256 form that GNU tar, Go and libarchive read. */
+static void put_number(unsigned char *field, uint64_t v)
 {
-        bool dir = m->name[strlen(m->name) - 1] == '/';
-        archive_entry_clear(e);
-        archive_entry_copy_pathname(e, m->name);
-        archive_entry_set_mode(e, dir ? (AE_IFDIR | 0755) : (AE_IFREG | 0644));
-        archive_entry_set_uid(e, 0);
-        archive_entry_set_gid(e, 0);
-        archive_entry_set_mtime(e, (time_t)epoch, 0);
-        archive_entry_set_size(e, dir ? 0 : (la_int64_t)(m->file ? m->file_size : m->len));
-        if (archive_write_header(a, e) != ARCHIVE_OK)
-                return member_error(a, m, tmp, err);
-        if (dir)
-                return DL_OK;
-        if (!m->file) {
-                if (archive_write_data(a, m->data, m->len) != (la_ssize_t)m->len)
-                        return member_error(a, m, tmp, err);
-                return DL_OK;
+        if (v <= 077777777777ULL) {
+                char digits[16];
+                snprintf(digits, sizeof digits, "%011llo", (unsigned long long)v);
+                memcpy(field, digits, 12);
+                return;
         }
-        int fd = open(m->file, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return dl_fail_errno(err, errno, "cannot open", m->file);
-        static char block[1 << 17];
-        ssize_t r;
-        int rc = DL_OK;
-        while ((r = read(fd, block, sizeof block)) > 0)
-                if (archive_write_data(a, block, (size_t)r) != r) {
-                        rc = member_error(a, m, tmp, err);
-                        break;
+        memset(field, 0, 12);
+        field[0] = 0x80;
+        for (int i = 0; i < 8; i++)
+                field[11 - i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A ustar header (POSIX.1-1988, magic "ustar" and version "00") for a member owned
+ * by root. Every name here fits the 100-byte name field. */
+static int ustar_header(unsigned char h[512], const char *name, bool dir, uint64_t size,
+                        long long mtime)
+{
+        size_t len = strlen(name);
+        if (len > 100)
+                return -1;
+        memset(h, 0, 512);
+        memcpy(h, name, len);
+        snprintf((char *)h + 100, 8, "%07o", dir ? 0755u : 0644u);
+        snprintf((char *)h + 108, 8, "%07o", 0u);
+        snprintf((char *)h + 116, 8, "%07o", 0u);
+        put_number(h + 124, size);
+        put_number(h + 136, (uint64_t)(mtime < 0 ? 0 : mtime));
+        h[156] = dir ? '5' : '0';
+        memcpy(h + 257, "ustar", 6);
+        memcpy(h + 263, "00", 2);
+        /* The checksum counts its own field as eight spaces. */
+        memset(h + 148, ' ', 8);
+        unsigned sum = 0;
+        for (int i = 0; i < 512; i++)
+                sum += h[i];
+        snprintf((char *)h + 148, 8, "%06o", sum);
+        h[155] = ' ';
+        return 0;
+}
+
+/* Copy a file's bytes to out: in the kernel where it can, else through a buffer. */
+static int copy_file(int in, int out, uint64_t size)
+{
+        static char block[1 << 20];
+        uint64_t left = size;
+        while (left > 0) {
+                ssize_t n = copy_file_range(in, NULL, out, NULL,
+                                            (size_t)(left < (1u << 30) ? left : (1u << 30)), 0);
+                if (n > 0) {
+                        left -= (uint64_t)n;
+                        continue;
                 }
-        if (r < 0)
-                rc = dl_fail_errno(err, errno, "cannot read", m->file);
-        close(fd);
-        return rc;
+                if (n == 0 ||
+                    (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP))
+                        return n == 0 ? (errno = EIO, -1) : -1;
+                break; /* not on these file systems: copy through user space */
+        }
+        while (left > 0) {
+                ssize_t r = read(in, block, left < sizeof block ? (size_t)left : sizeof block);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0)
+                        return r == 0 ? (errno = EIO, -1) : -1;
+                if (dl_write_all(out, block, (size_t)r) != 0)
+                        return -1;
+                left -= (uint64_t)r;
+        }
+        return 0;
+}
+
+static int add_member(int fd, const struct member *m, long long epoch, const char *tmp,
+                      uint64_t *offset, struct dl_error *err)
+{
+        static const char zeros[512];
+        bool dir = m->name[strlen(m->name) - 1] == '/';
+        uint64_t size = dir ? 0 : m->file ? m->file_size : m->len;
+        unsigned char h[512];
+        if (ustar_header(h, m->name, dir, size, epoch) != 0)
+                return dl_fail(err, DL_EINTERNAL, "the member name %s is too long for ustar",
+                               m->name);
+        if (dl_write_all(fd, h, sizeof h) != 0)
+                return member_error(errno, m, tmp, err);
+        if (!dir && !m->file && dl_write_all(fd, m->data, m->len) != 0)
+                return member_error(errno, m, tmp, err);
+        if (!dir && m->file) {
+                int in = open(m->file, O_RDONLY | O_CLOEXEC);
+                struct stat st;
+                if (in < 0)
+                        return dl_fail_errno(err, errno, "cannot open", m->file);
+                int rc = DL_OK;
+                if (fstat(in, &st) != 0 || (uint64_t)st.st_size != size)
+                        rc = dl_fail(err, DL_EIO, "%s changed size while writing the image",
+                                     m->file);
+                else if (copy_file(in, fd, size) != 0)
+                        rc = member_error(errno, m, tmp, err);
+                close(in);
+                if (rc)
+                        return rc;
+        }
+        size_t pad = (size_t)((512 - size % 512) % 512);
+        if (pad && dl_write_all(fd, zeros, pad) != 0)
+                return member_error(errno, m, tmp, err);
+        *offset += sizeof h + size + pad;
+        return DL_OK;
 }
 
 /* The config and manifest of one platform, as blobs. */
@@ -277,8 +348,10 @@ static void push_member(struct member **v, size_t *n, char *name, const char *da
 static int write_tar(const char *output, struct member *members, size_t n, long long epoch,
                      uint64_t *size, struct dl_error *err)
 {
+        static const char end[1024];
         char *tmp = dl_asprintf("%s.tmp-XXXXXX", output);
         int fd = mkstemp(tmp);
+        uint64_t offset = 0;
         int rc = DL_OK;
         if (fd < 0) {
                 rc = dl_fail_errno(err, errno, "cannot create the output next to", output);
@@ -286,33 +359,20 @@ static int write_tar(const char *output, struct member *members, size_t n, long 
                 return rc;
         }
         dl_cleanup_add(tmp);
-        struct archive *a = archive_write_new();
-        struct archive_entry *e = archive_entry_new();
-        archive_write_set_format_pax_restricted(a);
-        if (archive_write_open_fd(a, fd) != ARCHIVE_OK)
-                rc = dl_fail(err, DL_EIO, "cannot write %s: %s", tmp, archive_error_string(a));
         for (size_t i = 0; i < n && rc == DL_OK; i++) {
                 /* Two platforms can share a blob, which the tar contains once. */
                 if (i > 0 && !strcmp(members[i].name, members[i - 1].name))
                         continue;
-                rc = add_member(a, e, &members[i], epoch, tmp, err);
+                rc = add_member(fd, &members[i], epoch, tmp, &offset, err);
         }
-        if (rc == DL_OK && archive_write_close(a) != ARCHIVE_OK) {
-                int e2 = archive_errno(a);
-                rc = dl_fail(err, DL_EIO, "cannot write %s: %s", tmp,
-                             e2 > 0 ? strerror(e2) : archive_error_string(a));
-        }
-        /* Freeing flushes buffered blocks, so it must happen while fd is open; after a
-         * failure they land in the temporary file, which is removed below. */
-        archive_write_free(a);
-        archive_entry_free(e);
+        /* The end of the archive: two zero blocks. */
+        if (rc == DL_OK && dl_write_all(fd, end, sizeof end) != 0)
+                rc = dl_fail_errno(err, errno, "cannot write", tmp);
         if (rc == DL_OK && fchmod(fd, 0644) != 0)
                 rc = dl_fail_errno(err, errno, "cannot set the mode of", tmp);
         if (rc == DL_OK && fsync(fd) != 0)
                 rc = dl_fail_errno(err, errno, "cannot write", tmp);
-        struct stat st;
-        if (rc == DL_OK && fstat(fd, &st) == 0)
-                *size = (uint64_t)st.st_size;
+        *size = offset + sizeof end;
         if (close(fd) != 0 && rc == DL_OK)
                 rc = dl_fail_errno(err, errno, "cannot write", tmp);
         if (rc == DL_OK && rename(tmp, output) != 0)

@@ -12,17 +12,48 @@
 #include "distill/fstree.h"
 #include "distill/util.h"
 
+/* One gzip member of a layer blob. Its key stands for the uncompressed bytes: it
+ * is computed from the metadata and content digests of the entries the member
+ * covers, so finding a member of an earlier layer costs no hashing of contents. */
+struct dl_layer_member {
+        char key[DL_SHA256_HEX];
+        uint64_t offset, length; /* in the compressed blob */
+        uint64_t isize;          /* uncompressed bytes */
+};
+
 struct dl_layer {
         char digest[DL_SHA256_HEX];  /* sha256 of the gzip blob */
         char diff_id[DL_SHA256_HEX]; /* sha256 of the uncompressed tar */
         uint64_t size;               /* bytes of the gzip blob */
         uint64_t tar_size;
+        struct dl_layer_member *members; /* in blob order; dl_layer_free frees them */
+        size_t n_members;
+        size_t n_reused; /* members copied from earlier layers */
 };
 
-struct dl_layer_options {
-        int threads;                  /* compression threads; 0: one per online core */
-        const struct dl_cache *cache; /* reuse compressed groups from here; may be NULL */
+/* The members of earlier layers kept in a cache, to copy instead of compressing. */
+struct dl_member_index {
+        struct dl_member_ref *refs; /* sorted by key */
+        size_t n;
+        int *fds; /* the layer blobs, open for reading */
+        size_t n_fds;
 };
+
+/* Load the member lists stored in the cache (members/DIGEST.idx) whose layer blob
+ * is still there. Damaged lists are skipped; nothing here fails a build. */
+void dl_member_index_load(const struct dl_cache *c, struct dl_member_index *idx);
+void dl_member_index_free(struct dl_member_index *idx);
+/* Store the member list of l, whose blob the cache holds, and remove the lists of
+ * blobs that are gone, keeping at most the newest DL_LAYER_KEEP_INDEXES. */
+void dl_member_index_store(const struct dl_cache *c, const struct dl_layer *l);
+#define DL_LAYER_KEEP_INDEXES 16
+
+struct dl_layer_options {
+        int threads;                         /* compression threads; 0: one per online core */
+        const struct dl_member_index *reuse; /* may be NULL */
+};
+
+void dl_layer_free(struct dl_layer *l);
 
 /* Write the layer of t to path. Entries newer than epoch get epoch as mtime; entries
  * without a time (mtime -1) get epoch.
@@ -35,7 +66,7 @@ struct dl_layer_options {
  * NOTE: Python tarfile's stream mode ("r|gz") and Rust flate2's GzDecoder stop
  * after the first member.
  * The cut depends only on the entries, so the bytes do not depend on the thread
- * count, and a group compressed before is taken from the cache. */
+ * count, and a group compressed before is copied from an earlier layer. */
 int dl_layer_write(const struct dl_fstree *t, long long epoch, const char *path,
                    struct dl_layer *out, struct dl_error *err);
 int dl_layer_write_with(const struct dl_fstree *t, long long epoch, const char *path,

@@ -71,18 +71,6 @@ run_build() {
                 --cache "$CACHE" --mirror "$MIRROR" "$@"
 }
 
-# stderr_lacks LABEL TEXT...: no TEXT appears in run LABEL's stderr.
-stderr_lacks() {
-        local label=$1 text
-        shift
-        for text in "$@"; do
-                if grep -F -- "$text" "$LOGS/$label.err"; then
-                        printf 'stderr contains %q in the line(s) above\n' "$text"
-                        return 1
-                fi
-        done
-}
-
 # anchored_line LABEL ANCHOR: the first line of run LABEL's stderr that contains
 # ANCHOR, or a message naming ANCHOR and the whole stderr.
 anchored_line() {

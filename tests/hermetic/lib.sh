@@ -339,6 +339,39 @@ stderr_has() {
         done
 }
 
+# stderr_lacks LABEL TEXT...: no TEXT appears in run LABEL's stderr.
+stderr_lacks() {
+        local label=$1 text
+        shift
+        for text in "$@"; do
+                if grep -F -- "$text" "$LOGS/$label.err"; then
+                        printf 'stderr contains %q in the line(s) above\n' "$text"
+                        return 1
+                fi
+        done
+}
+
+# stderr_matches LABEL REGEX: a line of run LABEL's stderr matches the extended
+# regular expression REGEX (back-references allowed, as grep -E has them).
+stderr_matches() {
+        if ! grep -qE -- "$2" "$LOGS/$1.err"; then
+                printf 'no line of stderr matches %q. stderr:\n' "$2"
+                cat "$LOGS/$1.err"
+                return 1
+        fi
+}
+
+# stderr_count LABEL TEXT N: exactly N lines of run LABEL's stderr contain TEXT.
+stderr_count() {
+        local n
+        n=$(grep -cF -- "$2" "$LOGS/$1.err" || true)
+        if [[ $n != "$3" ]]; then
+                printf '%s lines of stderr contain %q, expected %s. stderr:\n' "$n" "$2" "$3"
+                cat "$LOGS/$1.err"
+                return 1
+        fi
+}
+
 # no_sanitizer_report LABEL: AddressSanitizer, LeakSanitizer and UBSan stayed quiet.
 no_sanitizer_report() {
         if grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' \

@@ -929,6 +929,33 @@ case_reproducible() {
         run_build repro-again "$spec" "$CACHE/repro" "${base[@]}" -- --locked
         repro_same repro-again
 
+        # Without the finished layers, a build takes every package's unpacked record
+        # and the gzip members of the earlier layers from the cache.
+        rm -rf "$CACHE/repro/layers"
+        run_build repro-records "$spec" "$CACHE/repro" "${base[@]}" -- --locked -v
+        repro_same repro-records
+        check "repro-records: every unpacked record reused" \
+                stderr_matches repro-records 'unpack: ([0-9]+) of \1 packages reused from the cache'
+        check "repro-records: gzip members copied" \
+                stderr_has repro-records "gzip members copied from earlier layers"
+
+        # A cut record and a data file with other bytes are noticed and made again.
+        local meta data
+        meta=$(find "$CACHE/repro/unpacked" -name '*.meta' | sort | head -n 1)
+        data=$(find "$CACHE/repro/unpacked" -name '*.data' -size +0 | sort | tail -n 1)
+        [[ -n $meta && -n $data ]] || die "no unpacked records in $CACHE/repro/unpacked"
+        truncate -s 40 "$meta"
+        printf 'X' | dd of="$data" bs=1 seek=0 conv=notrunc status=none
+        rm -rf "$CACHE/repro/layers"
+        run_build repro-damaged "$spec" "$CACHE/repro" "${base[@]}" -- --locked
+        repro_same repro-damaged
+        check "repro-damaged: both damaged records reported" \
+                stderr_count repro-damaged "unpacked record in the cache" 2
+        run_build repro-repaired "$spec" "$CACHE/repro" "${base[@]}" -- --locked
+        repro_same repro-repaired
+        check "repro-repaired: the records are whole again" \
+                stderr_lacks repro-repaired "unpacked record in the cache"
+
         mkdir -p "$WORK/other/cache" "$WORK/other/tmp"
         run_build repro-dirs "$spec" "$WORK/other/cache" "${base[@]}" TMPDIR="$WORK/other/tmp" -- --locked
         repro_same repro-dirs

@@ -258,6 +258,7 @@ static int teardown(void **state)
         free(f->tar);
         free(f->blob);
         free(f->blob_path);
+        dl_layer_free(&f->layer);
         dl_fstree_free(&f->tree);
         tu_rm_rf(f->dir);
         free(f->dir);
@@ -300,6 +301,7 @@ static void test_layer_written_twice_identical(void **state)
         assert_string_equal(second.digest, f->layer.digest);
         assert_string_equal(second.diff_id, f->layer.diff_id);
         assert_int_equal(second.size, f->layer.size);
+        dl_layer_free(&second);
         free(again);
 }
 
@@ -316,6 +318,7 @@ static void test_layer_insertion_order_irrelevant(void **state)
         assert_same_bytes(f->blob_path, path);
         assert_string_equal(layer.digest, f->layer.digest);
         assert_string_equal(layer.diff_id, f->layer.diff_id);
+        dl_layer_free(&layer);
         dl_fstree_free(&other);
         free(stage);
         free(path);
@@ -337,6 +340,7 @@ static void test_layer_content_change_changes_digest(void **state)
         assert_string_not_equal(changed.digest, f->layer.digest);
         assert_string_not_equal(changed.diff_id, f->layer.diff_id);
         assert_int_equal(changed.tar_size, f->layer.tar_size);
+        dl_layer_free(&changed);
         free(path);
 }
 
@@ -592,6 +596,127 @@ static void test_layer_no_global_pax_header(void **state)
         assert_true(tu_tar_count_typeflag(f->tar, f->tar_len, 'x') >= 1);
 }
 
+/* Member reuse ------------------------------------------------------------ */
+
+/* size bytes that compress poorly, from a seed, so that every file fills groups. */
+static char *noise(size_t size, unsigned seed)
+{
+        char *p = malloc(size);
+        assert_non_null(p);
+        uint32_t x = 2463534242u ^ seed;
+        for (size_t i = 0; i < size; i++) {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                p[i] = (char)x;
+        }
+        return p;
+}
+
+#define BIG (3u << 20)
+
+static void write_big(struct dl_fstree *t, const char *path, unsigned seed)
+{
+        struct dl_error err = {0};
+        char *data = noise(BIG, seed);
+        if (dl_fstree_write_file(t, path, data, BIG, 0644, 0, 0, OLD_MTIME, &err) != DL_OK)
+                fail_msg("%s: %s", path, err.msg);
+        free(data);
+}
+
+static void write_layer_reusing(const struct dl_fstree *t, const char *path,
+                                const struct dl_member_index *idx, struct dl_layer *out)
+{
+        struct dl_error err = {0};
+        struct dl_layer_options o = {.threads = 3, .reuse = idx};
+        if (dl_layer_write_with(t, EPOCH, path, &o, out, &err) != DL_OK)
+                fail_msg("dl_layer_write_with %s: %s", path, err.msg);
+}
+
+/* A layer that copies the members of an earlier one where their entries did not
+ * change has the bytes of one compressed from scratch; a damaged earlier blob
+ * only costs the copy. */
+static void test_layer_reuses_members(void **state)
+{
+        (void)state;
+        char *dir = tu_mkdtemp();
+        char *stage = tu_asprintf("%s/stage", dir);
+        char *cache_dir = tu_asprintf("%s/cache", dir);
+        struct dl_error err = {0};
+        struct dl_fstree t;
+        struct dl_cache cache;
+        assert_int_equal(mkdir(stage, 0755), 0);
+        assert_int_equal(dl_fstree_init(&t, stage, &err), DL_OK);
+        assert_int_equal(dl_cache_open(&cache, cache_dir, &err), DL_OK);
+        char name[32];
+        for (unsigned i = 0; i < 4; i++) {
+                snprintf(name, sizeof name, "opt/big/f%u", i);
+                write_big(&t, name, i);
+        }
+        char *first = tu_asprintf("%s/first.tar.gz", dir);
+        struct dl_layer a;
+        write_layer(&t, first, &a);
+        assert_true(a.n_members >= 6);
+        /* The cache holds the first layer and its member list. */
+        char *blob = dl_cache_path(&cache, a.digest);
+        size_t len;
+        unsigned char *bytes = tu_read_file(first, &len);
+        FILE *fp = fopen(blob, "wb");
+        assert_non_null(fp);
+        assert_int_equal(fwrite(bytes, 1, len, fp), len);
+        assert_int_equal(fclose(fp), 0);
+        dl_member_index_store(&cache, &a);
+
+        /* One file changes; the others keep their members. */
+        write_big(&t, "opt/big/f2", 99);
+        char *fresh = tu_asprintf("%s/fresh.tar.gz", dir);
+        char *reused = tu_asprintf("%s/reused.tar.gz", dir);
+        struct dl_layer b, c;
+        write_layer(&t, fresh, &b);
+        struct dl_member_index idx;
+        dl_member_index_load(&cache, &idx);
+        assert_int_equal(idx.n, a.n_members);
+        write_layer_reusing(&t, reused, &idx, &c);
+        assert_same_bytes(fresh, reused);
+        assert_string_equal(b.digest, c.digest);
+        assert_string_equal(b.diff_id, c.diff_id);
+        assert_string_not_equal(a.digest, c.digest);
+        if (c.n_reused == 0 || c.n_reused + 3 < c.n_members)
+                fail_msg("copied %zu of %zu members; expected all but those of one file",
+                         c.n_reused, c.n_members);
+        dl_member_index_free(&idx);
+
+        /* Damage the first member's header in the cached blob: that member is
+         * compressed again, and the bytes stay the same. */
+        bytes[0] = 0;
+        fp = fopen(blob, "wb");
+        assert_non_null(fp);
+        assert_int_equal(fwrite(bytes, 1, len, fp), len);
+        assert_int_equal(fclose(fp), 0);
+        struct dl_layer d;
+        dl_member_index_load(&cache, &idx);
+        write_layer_reusing(&t, reused, &idx, &d);
+        assert_same_bytes(fresh, reused);
+        assert_true(d.n_reused < c.n_reused);
+        dl_member_index_free(&idx);
+
+        dl_layer_free(&a);
+        dl_layer_free(&b);
+        dl_layer_free(&c);
+        dl_layer_free(&d);
+        free(bytes);
+        free(blob);
+        free(first);
+        free(fresh);
+        free(reused);
+        dl_cache_close(&cache);
+        dl_fstree_free(&t);
+        tu_rm_rf(dir);
+        free(cache_dir);
+        free(stage);
+        free(dir);
+}
+
 int main(void)
 {
         /* As in the binary, names are UTF-8 whatever locale the environment sets. */
@@ -617,6 +742,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_layer_symlink_entries, setup, teardown),
             cmocka_unit_test_setup_teardown(test_layer_file_contents, setup, teardown),
             cmocka_unit_test_setup_teardown(test_layer_unicode_and_long_names, setup, teardown),
+            cmocka_unit_test(test_layer_reuses_members),
             cmocka_unit_test_setup_teardown(test_layer_no_global_pax_header, setup, teardown),
         };
         return cmocka_run_group_tests_name("layer", tests, NULL, NULL);

@@ -196,6 +196,7 @@ static int teardown(void **state)
         free(f->output);
         dl_spec_free(&f->spec);
         free(f->layer_path);
+        dl_layer_free(&f->layer);
         tu_rm_rf(f->dir);
         free(f->dir);
         free(f);

@@ -278,55 +278,87 @@ static void read_xattrs(struct archive_entry *e, struct dl_deb_entry *en)
         }
 }
 
-/* Stream a regular file's data to the data file, hashing it. */
-static int read_file_data(struct reader *r, struct archive *a, struct dl_deb_entry *en,
-                          bool want_md5, struct dl_error *err)
-{
-        static __thread char block[1 << 17];
-        unsigned long long limit = r->o->max_file_size;
-        struct dl_sha256 *h = dl_sha256_new();
-        EVP_MD_CTX *m = want_md5 ? EVP_MD_CTX_new() : NULL;
-        uint64_t total = 0;
-        la_ssize_t n;
-        int rc = DL_OK;
+/* One regular file being copied to the data file. */
+struct file_copy {
+        struct reader *r;
+        struct dl_deb_entry *en;
+        struct dl_sha256 *sha;
+        EVP_MD_CTX *md5;
+        uint64_t total;
+};
 
-        if (m)
-                EVP_DigestInit_ex(m, EVP_md5(), NULL);
-        en->offset = r->rec->data_size;
-        while ((n = archive_read_data(a, block, sizeof block)) > 0) {
-                dl_sha256_update(h, block, (size_t)n);
-                if (m)
-                        EVP_DigestUpdate(m, block, (size_t)n);
-                total += (uint64_t)n;
-                /* Checked while streaming: the header's size may lie. */
-                if (limit && total > limit) {
-                        rc = dl_fail(err, DL_EPACKAGE,
-                                     "%s: /%s is larger than %llu bytes, the limit for one file (a "
-                                     "decompression bomb?); raise limits.file_size in the spec if "
-                                     "the package is trusted",
-                                     r->what, en->path, limit);
-                        break;
-                }
-                if (dl_write_all(r->fd, block, (size_t)n) != 0) {
-                        rc = dl_fail_errno(err, errno, "cannot store the unpacked contents of",
-                                           r->what);
-                        break;
-                }
+/* Hash and store n more bytes of the file. */
+static int consume(struct file_copy *fc, const void *data, size_t n, struct dl_error *err)
+{
+        unsigned long long limit = fc->r->o->max_file_size;
+        fc->total += n;
+        /* Checked while streaming: the header's size may lie. */
+        if (limit && fc->total > limit)
+                return dl_fail(err, DL_EPACKAGE,
+                               "%s: /%s is larger than %llu bytes, the limit for one file (a "
+                               "decompression bomb?); raise limits.file_size in the spec if the "
+                               "package is trusted",
+                               fc->r->what, fc->en->path, limit);
+        dl_sha256_update(fc->sha, data, n);
+        if (fc->md5)
+                EVP_DigestUpdate(fc->md5, data, n);
+        if (dl_write_all(fc->r->fd, data, n) != 0)
+                return dl_fail_errno(err, errno, "cannot store the unpacked contents of",
+                                     fc->r->what);
+        return DL_OK;
+}
+
+/* Zeros up to offset: the holes of a sparse file. */
+static int fill_to(struct file_copy *fc, uint64_t offset, struct dl_error *err)
+{
+        static const char zeros[1 << 16];
+        int rc = DL_OK;
+        while (rc == DL_OK && fc->total < offset) {
+                uint64_t gap = offset - fc->total;
+                rc = consume(fc, zeros, gap < sizeof zeros ? (size_t)gap : sizeof zeros, err);
         }
-        if (rc == DL_OK && n < 0)
+        return rc;
+}
+
+/* Stream a regular file's data to the data file, hashing it. The blocks come
+ * straight from libarchive's buffer, without a copy. */
+static int read_file_data(struct reader *r, struct archive *a, struct dl_deb_entry *en,
+                          uint64_t declared, bool want_md5, struct dl_error *err)
+{
+        struct file_copy fc = {r, en, dl_sha256_new(), want_md5 ? EVP_MD_CTX_new() : NULL, 0};
+        const void *block;
+        size_t n;
+        la_int64_t offset;
+        int ar, rc = DL_OK;
+
+        if (fc.md5)
+                EVP_DigestInit_ex(fc.md5, EVP_md5(), NULL);
+        en->offset = r->rec->data_size;
+        while (rc == DL_OK &&
+               (ar = archive_read_data_block(a, &block, &n, &offset)) == ARCHIVE_OK) {
+                if (offset < 0 || (uint64_t)offset < fc.total)
+                        rc = dl_fail(err, DL_EPACKAGE, "%s: data.tar is damaged at /%s", r->what,
+                                     en->path);
+                else if ((rc = fill_to(&fc, (uint64_t)offset, err)) == DL_OK && n)
+                        rc = consume(&fc, block, n, err);
+        }
+        if (rc == DL_OK && ar != ARCHIVE_EOF)
                 rc = dl_fail(err, DL_EPACKAGE, "%s: data.tar is damaged or truncated at /%s: %s",
                              r->what, en->path, archive_error_string(a));
-        dl_sha256_final(h, en->sha256);
-        if (m) {
+        /* A sparse file may end in a hole. */
+        if (rc == DL_OK)
+                rc = fill_to(&fc, declared, err);
+        dl_sha256_final(fc.sha, en->sha256);
+        if (fc.md5) {
                 unsigned char md[EVP_MAX_MD_SIZE];
                 unsigned len = 0;
-                EVP_DigestFinal_ex(m, md, &len);
+                EVP_DigestFinal_ex(fc.md5, md, &len);
                 for (unsigned i = 0; i < len; i++)
                         snprintf(en->md5 + 2 * i, 3, "%02x", md[i]);
-                EVP_MD_CTX_free(m);
+                EVP_MD_CTX_free(fc.md5);
         }
-        en->size = total;
-        r->rec->data_size += total;
+        en->size = fc.total;
+        r->rec->data_size += fc.total;
         return rc;
 }
 
@@ -385,7 +417,7 @@ static int read_entry(struct reader *r, struct archive *a, struct archive_entry 
                                        "package is trusted",
                                        what, path, (long long)archive_entry_size(e),
                                        r->o->max_file_size);
-                return read_file_data(r, a, en, want_md5, err);
+                return read_file_data(r, a, en, (uint64_t)archive_entry_size(e), want_md5, err);
         case AE_IFLNK: {
                 const char *target = archive_entry_symlink(e);
                 if (!target || !*target)

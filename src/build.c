@@ -99,8 +99,9 @@ static int add_merged_usr_links(struct dl_fstree *t, bool before, struct dl_erro
 }
 
 /* Unpacking packages on several threads, ahead of the merge, which takes them in
- * order. Each job leaves its package's record in the cache (unpacked/KEY.meta and
- * unpacked/KEY.data), where later builds with the same unpack options find it, so
+ * order. Each job leaves its package's record in the cache (unpacked/KEY: the file
+ * contents, then the record, then a trailer; one file, because creating files
+ * costs more than writing them), where later builds with the same unpack options find it, so
  * that a build after a change unpacks only the packages that changed. */
 struct unpack_job {
         const char *sha256; /* of the .deb (borrowed) */
@@ -131,16 +132,20 @@ struct unpack_pool {
 };
 
 /* The cache path of a job's record, with suffix "meta" or "data". */
-static char *record_path(const struct unpack_pool *p, const struct unpack_job *j,
-                         const char *suffix)
+static char *record_path(const struct unpack_pool *p, const struct unpack_job *j)
 {
         char key[DL_SHA256_HEX];
         struct dl_sha256 *h = dl_sha256_new();
         dl_sha256_update(h, j->sha256, strlen(j->sha256));
         dl_sha256_update(h, p->options_key, strlen(p->options_key));
         dl_sha256_final(h, key);
-        return dl_asprintf("%s/unpacked/%s.%s", p->cache->dir, key, suffix);
+        return dl_asprintf("%s/unpacked/%s", p->cache->dir, key);
 }
+
+/* The trailer of a record file: the record's length in bytes (u64, little-endian)
+ * and this mark. */
+static const char record_end[8] = "DLRECEND";
+#define TRAILER 16
 
 /* Whether every regular file of a record has the digest the record gives it. The
  * layer takes its bytes from the data file while it may copy the gzip members of
@@ -175,30 +180,38 @@ static bool record_contents_match(const struct dl_deb_record *rec, int fd)
 /* Load a job's record from the cache; false when it is missing or damaged. */
 static bool load_record(const struct unpack_pool *p, struct unpack_job *j)
 {
-        char *meta = record_path(p, j, "meta"), *data = record_path(p, j, "data");
-        struct dl_buf b = {0};
-        struct dl_error ignored;
+        char *path = record_path(p, j);
         struct stat st;
+        unsigned char trailer[TRAILER];
         bool ok = false;
-        if (dl_read_file(meta, &b, &ignored) == DL_OK) {
-                ok = dl_deb_record_load(b.data, b.len, &j->rec, &ignored) == DL_OK;
-                j->fd = ok ? open(data, O_RDONLY | O_CLOEXEC) : -1;
-                ok = ok && j->fd >= 0 && fstat(j->fd, &st) == 0 &&
-                     (uint64_t)st.st_size == j->rec.data_size &&
-                     record_contents_match(&j->rec, j->fd);
-                if (!ok) {
-                        dl_warn("%s: its unpacked record in the cache (%s) is damaged; unpacking "
-                                "the package again",
-                                j->what, meta);
-                        if (j->fd >= 0)
-                                close(j->fd);
-                        j->fd = -1;
-                        dl_deb_record_free(&j->rec);
-                }
+        j->fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (j->fd < 0) {
+                free(path);
+                return false;
         }
-        dl_buf_free(&b);
-        free(meta);
-        free(data);
+        if (fstat(j->fd, &st) == 0 && st.st_size >= TRAILER &&
+            pread(j->fd, trailer, TRAILER, st.st_size - TRAILER) == TRAILER &&
+            memcmp(trailer + 8, record_end, sizeof record_end) == 0) {
+                uint64_t len = 0;
+                for (int i = 0; i < 8; i++)
+                        len |= (uint64_t)trailer[i] << (8 * i);
+                uint64_t end = (uint64_t)st.st_size - TRAILER;
+                char *bytes = len <= end && len < (1u << 30) ? dl_malloc(len ? len : 1) : NULL;
+                struct dl_error ignored;
+                ok = bytes && pread(j->fd, bytes, len, (off_t)(end - len)) == (ssize_t)len &&
+                     dl_deb_record_load(bytes, len, &j->rec, &ignored) == DL_OK;
+                free(bytes);
+                ok = ok && j->rec.data_size == end - len && record_contents_match(&j->rec, j->fd);
+        }
+        if (!ok) {
+                dl_warn("%s: its unpacked record in the cache (%s) is damaged; unpacking the "
+                        "package again",
+                        j->what, path);
+                close(j->fd);
+                j->fd = -1;
+                dl_deb_record_free(&j->rec);
+        }
+        free(path);
         return ok;
 }
 
@@ -213,23 +226,25 @@ static int unpack_job(const struct unpack_pool *p, struct unpack_job *j)
                 free(tmp);
                 return rc;
         }
-        dl_cleanup_add(tmp);
         rc = dl_deb_read(j->deb, j->what, &p->opts, j->fd, &j->rec, &j->err);
-        char *meta = record_path(p, j, "meta"), *data = record_path(p, j, "data");
-        if (rc == DL_OK && rename(tmp, data) == 0) {
-                /* The data first: a record is complete once its meta file exists. A
-                 * cache that cannot take it costs only the reuse. */
+        if (rc == DL_OK) {
                 struct dl_buf b = {0};
-                struct dl_error ignored;
                 dl_deb_record_save(&j->rec, &b);
-                dl_write_file_unsynced(meta, b.data, b.len, 0644, &ignored);
+                unsigned char trailer[TRAILER];
+                for (int i = 0; i < 8; i++)
+                        trailer[i] = (unsigned char)((uint64_t)b.len >> (8 * i));
+                memcpy(trailer + 8, record_end, sizeof record_end);
+                dl_buf_append(&b, trailer, sizeof trailer);
+                char *path = record_path(p, j);
+                /* A cache that cannot take the record costs only its reuse. */
+                if (dl_write_all(j->fd, b.data, b.len) != 0 || rename(tmp, path) != 0)
+                        unlink(tmp);
+                free(path);
                 dl_buf_free(&b);
         } else {
                 unlink(tmp);
         }
         dl_cleanup_forget(tmp);
-        free(meta);
-        free(data);
         free(tmp);
         return rc;
 }

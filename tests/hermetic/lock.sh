@@ -939,13 +939,13 @@ case_reproducible() {
         check "repro-records: gzip members copied" \
                 stderr_has repro-records "gzip members copied from earlier layers"
 
-        # A cut record and a data file with other bytes are noticed and made again.
-        local meta data
-        meta=$(find "$CACHE/repro/unpacked" -name '*.meta' | sort | head -n 1)
-        data=$(find "$CACHE/repro/unpacked" -name '*.data' -size +0 | sort | tail -n 1)
-        [[ -n $meta && -n $data ]] || die "no unpacked records in $CACHE/repro/unpacked"
-        truncate -s 40 "$meta"
-        printf 'X' | dd of="$data" bs=1 seek=0 conv=notrunc status=none
+        # A cut record and a record with other bytes are noticed and made again.
+        local cut changed
+        cut=$(find "$CACHE/repro/unpacked" -type f | sort | head -n 1)
+        changed=$(find "$CACHE/repro/unpacked" -type f | sort | tail -n 1)
+        [[ -n $cut && $cut != "$changed" ]] || die "fewer than two unpacked records in $CACHE/repro/unpacked"
+        truncate -s 40 "$cut"
+        printf 'X' | dd of="$changed" bs=1 seek=0 conv=notrunc status=none
         rm -rf "$CACHE/repro/layers"
         run_build repro-damaged "$spec" "$CACHE/repro" "${base[@]}" -- --locked
         repro_same repro-damaged

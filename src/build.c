@@ -378,6 +378,7 @@ struct platform {
         char *layer_path;
         struct dl_layer layer;
         bool ca_bundle;
+        struct dl_oci_stream *stream; /* the output, when the layer goes straight into it */
 };
 
 /* State of one command, released in one place. */
@@ -813,7 +814,11 @@ static int make_platform(struct build *b, const struct dl_build_options *o, stru
         /* Members of earlier layers in the cache are copied instead of compressed. */
         struct dl_member_index reuse;
         dl_member_index_load(&b->cache, &reuse);
-        struct dl_layer_options lo = {.threads = 0, .reuse = &reuse};
+        struct dl_layer_options lo = {.threads = 0,
+                                      .reuse = &reuse,
+                                      .tee = pl->stream != NULL,
+                                      .tee_fd = pl->stream ? pl->stream->fd : -1,
+                                      .tee_path = pl->stream ? pl->stream->tmp : NULL};
         rc = dl_layer_write_with(&pl->tree, epoch, pl->layer_path, &lo, &pl->layer, err);
         dl_member_index_free(&reuse);
         if (rc == DL_OK)
@@ -945,6 +950,7 @@ static int check_writable(const char *path, const char *what, struct dl_error *e
 int dl_build(const struct dl_build_options *o, struct dl_build_result *result, struct dl_error *err)
 {
         struct build b;
+        struct dl_oci_stream stream = {NULL, -1, 0};
         long long epoch;
         char *output = NULL, *ref = NULL, *user = NULL;
         bool locked = false;
@@ -1008,6 +1014,12 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result, s
                         free(b.platforms[i].layer_path);
                         b.platforms[i].layer_path = NULL;
                 }
+                /* One platform: its layer goes straight into the output file. */
+                if (b.n_platforms == 1) {
+                        if ((rc = dl_oci_stream_open(output, epoch, &stream, err)))
+                                goto out;
+                        b.platforms[0].stream = &stream;
+                }
                 struct unpack_pool pool;
                 pool_start(&b, &pool);
                 b.pool = &pool;
@@ -1038,6 +1050,8 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result, s
         }
         struct dl_oci_input oi = {
             .spec = &b.spec, .ref = ref, .user = user, .epoch = epoch, .docker_image = docker};
+        if (b.n_platforms == 1 && b.platforms[0].stream)
+                oi.stream = b.platforms[0].stream;
         if (b.n_platforms == 1) {
                 oi.arch = images[0].arch;
                 oi.layer_path = images[0].layer_path;
@@ -1078,6 +1092,7 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result, s
                         or.manifest_digest);
         }
 out:
+        dl_oci_stream_close(&stream);
         build_free(&b);
         free(output);
         free(ref);

@@ -59,7 +59,8 @@ struct sink {
         pthread_cond_t work, finished;
         pthread_t *threads;
         int n_threads;
-        int error; /* errno of a failed write */
+        int error;       /* errno of a failed write */
+        bool tee_failed; /* ... which went to the tee */
         size_t reused;
         /* The digest of the entry being written and where it starts in the tar, for
          * the key of a group that opens inside it. */
@@ -201,6 +202,10 @@ static int write_oldest(struct sink *s, bool wait)
                 dl_sha256_update(s->blob_hash, g->out, g->out_len);
                 if (fwrite(g->out, 1, g->out_len, s->out) != g->out_len) {
                         s->error = errno ? errno : EIO;
+                        rc = -1;
+                } else if (s->opts->tee && dl_write_all(s->opts->tee_fd, g->out, g->out_len) != 0) {
+                        s->error = errno ? errno : EIO;
+                        s->tee_failed = true;
                         rc = -1;
                 }
                 if (s->n_members == s->cap_members) {
@@ -487,7 +492,7 @@ int dl_layer_write_with(const struct dl_fstree *t, long long epoch, const char *
                         rc = dl_fail(err, DL_EIO, "cannot write the layer: %s",
                                      archive_error_string(a));
                 if (rc == DL_OK && end_entry(s, nodes[i]->path) != 0)
-                        rc = dl_fail_errno(err, s->error ? s->error : EIO, "cannot write", path);
+                        rc = -1;
         }
         if (rc == DL_OK)
                 begin_end_of_archive(s);
@@ -496,9 +501,13 @@ int dl_layer_write_with(const struct dl_fstree *t, long long epoch, const char *
 out:
         /* Always: the threads stop and every queued group is freed. */
         if (finish_groups(s) != 0 && rc == DL_OK)
-                rc = dl_fail_errno(err, s->error ? s->error : EIO, "cannot write", path);
-        if (s->error && rc == DL_OK)
-                rc = dl_fail_errno(err, s->error, "cannot write", path);
+                rc = -1;
+        /* A failed write is the cause of whatever failed after it: name the file. */
+        if (s->error)
+                rc = dl_fail_errno(err, s->error, "cannot write",
+                                   s->tee_failed && s->opts->tee_path ? s->opts->tee_path : path);
+        else if (rc == -1)
+                rc = dl_fail_errno(err, EIO, "cannot write", path);
         archive_write_free(a);
         archive_entry_free(e);
         if (s->open) {

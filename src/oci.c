@@ -156,9 +156,25 @@ struct member {
         uint64_t file_size;
 };
 
+/* The order of the members: the two directories, the layers (which a streamed
+ * output holds before anything else is known), then the rest by name. Every
+ * build of the same inputs writes the same bytes, streamed or not. */
+static int member_rank(const struct member *m)
+{
+        if (!strcmp(m->name, "blobs/"))
+                return 0;
+        if (!strcmp(m->name, "blobs/sha256/"))
+                return 1;
+        return m->file ? 2 : 3;
+}
+
 static int compare_members(const void *a, const void *b)
 {
-        return strcmp(((const struct member *)a)->name, ((const struct member *)b)->name);
+        const struct member *x = a, *y = b;
+        int rx = member_rank(x), ry = member_rank(y);
+        if (rx != ry)
+                return rx < ry ? -1 : 1;
+        return strcmp(x->name, y->name);
 }
 
 /* A failed write into the output tarball, with the file and the system's reason. */
@@ -345,12 +361,62 @@ static void push_member(struct member **v, size_t *n, char *name, const char *da
         (*v)[(*n)++] = (struct member){name, data, len, file, file_size};
 }
 
+/* The start of a streamed output: blobs/, blobs/sha256/, and the layer's header,
+ * which dl_oci_write fills in once the layer's digest is known. */
+#define STREAM_LAYER_HEADER 1024
+#define STREAM_LAYER_DATA   1536
+
+int dl_oci_stream_open(const char *output, long long epoch, struct dl_oci_stream *s,
+                       struct dl_error *err)
+{
+        unsigned char h[STREAM_LAYER_DATA];
+        memset(s, 0, sizeof *s);
+        s->fd = -1;
+        s->epoch = epoch;
+        s->tmp = dl_asprintf("%s.tmp-XXXXXX", output);
+        s->fd = mkstemp(s->tmp);
+        if (s->fd < 0) {
+                int rc = dl_fail_errno(err, errno, "cannot create the output next to", output);
+                free(s->tmp);
+                s->tmp = NULL;
+                return rc;
+        }
+        dl_cleanup_add(s->tmp);
+        memset(h, 0, sizeof h);
+        ustar_header(h, "blobs/", true, 0, epoch);
+        ustar_header(h + 512, "blobs/sha256/", true, 0, epoch);
+        if (dl_write_all(s->fd, h, sizeof h) != 0) {
+                int rc = dl_fail_errno(err, errno, "cannot write", s->tmp);
+                dl_oci_stream_close(s);
+                return rc;
+        }
+        return DL_OK;
+}
+
+void dl_oci_stream_close(struct dl_oci_stream *s)
+{
+        if (s->fd >= 0)
+                close(s->fd);
+        if (s->tmp) {
+                unlink(s->tmp);
+                dl_cleanup_forget(s->tmp);
+                free(s->tmp);
+        }
+        s->fd = -1;
+        s->tmp = NULL;
+}
+
+/* Write the members to a new temporary file, or after the layer in a stream, and
+ * rename the file to output. With a stream, the members it already holds (the two
+ * directories and layer_name, layer_size bytes) are skipped. */
 static int write_tar(const char *output, struct member *members, size_t n, long long epoch,
+                     struct dl_oci_stream *stream, const char *layer_name, uint64_t layer_size,
                      uint64_t *size, struct dl_error *err)
 {
         static const char end[1024];
-        char *tmp = dl_asprintf("%s.tmp-XXXXXX", output);
-        int fd = mkstemp(tmp);
+        static const char zeros[512];
+        char *tmp = stream ? stream->tmp : dl_asprintf("%s.tmp-XXXXXX", output);
+        int fd = stream ? stream->fd : mkstemp(tmp);
         uint64_t offset = 0;
         int rc = DL_OK;
         if (fd < 0) {
@@ -358,10 +424,29 @@ static int write_tar(const char *output, struct member *members, size_t n, long 
                 free(tmp);
                 return rc;
         }
-        dl_cleanup_add(tmp);
+        if (stream) {
+                /* The layer's bytes are in place: its header and padding remain. */
+                unsigned char h[512];
+                size_t pad = (size_t)((512 - layer_size % 512) % 512);
+                offset = STREAM_LAYER_DATA + layer_size;
+                if (ustar_header(h, layer_name, false, layer_size, epoch) != 0 ||
+                    pwrite(fd, h, sizeof h, STREAM_LAYER_HEADER) != (ssize_t)sizeof h ||
+                    lseek(fd, (off_t)offset, SEEK_SET) < 0 ||
+                    (pad && dl_write_all(fd, zeros, pad) != 0))
+                        rc = dl_fail_errno(err, errno ? errno : EIO, "cannot write", tmp);
+                offset += pad;
+                stream->tmp = NULL;
+                stream->fd = -1;
+        } else {
+                dl_cleanup_add(tmp);
+        }
         for (size_t i = 0; i < n && rc == DL_OK; i++) {
                 /* Two platforms can share a blob, which the tar contains once. */
                 if (i > 0 && !strcmp(members[i].name, members[i - 1].name))
+                        continue;
+                if (stream && (!strcmp(members[i].name, "blobs/") ||
+                               !strcmp(members[i].name, "blobs/sha256/") ||
+                               !strcmp(members[i].name, layer_name)))
                         continue;
                 rc = add_member(fd, &members[i], epoch, tmp, &offset, err);
         }
@@ -460,7 +545,10 @@ int dl_oci_write(const struct dl_oci_input *in, const char *output, struct dl_oc
                     NULL, 0);
         push_member(&members, &n_members, dl_strdup("oci-layout"), layout, strlen(layout), NULL, 0);
         qsort(members, n_members, sizeof *members, compare_members);
-        rc = write_tar(output, members, n_members, in->epoch, &out->size, err);
+        char *streamed = in->stream ? dl_asprintf("blobs/sha256/%s", in->layer->digest) : NULL;
+        rc = write_tar(output, members, n_members, in->epoch, in->n_images ? NULL : in->stream,
+                       streamed, in->layer ? in->layer->size : 0, &out->size, err);
+        free(streamed);
 
         memcpy(out->manifest_digest, top_hex, sizeof top_hex);
         memcpy(out->config_digest, blobs[docker].config_hex, sizeof out->config_digest);

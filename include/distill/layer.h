@@ -51,6 +51,11 @@ void dl_member_index_store(const struct dl_cache *c, const struct dl_layer *l);
 struct dl_layer_options {
         int threads;                         /* compression threads; 0: one per online core */
         const struct dl_member_index *reuse; /* may be NULL */
+        /* With tee, the blob's bytes also go to tee_fd, from its position on: the
+         * output file, so that nothing copies the layer once it is written. */
+        bool tee;
+        int tee_fd;
+        const char *tee_path; /* for errors */
 };
 
 void dl_layer_free(struct dl_layer *l);

@@ -20,6 +20,21 @@ struct dl_oci_image {
         const struct dl_keyvals *extra_env;
 };
 
+/* The output file of a single-platform build, begun before its layer is written so
+ * that the layer writer puts the layer's bytes straight into it instead of the
+ * build copying them afterwards. It holds the two directory entries, then room for
+ * the layer's header; fd is where the layer's bytes go. */
+struct dl_oci_stream {
+        char *tmp; /* the temporary output file, renamed by dl_oci_write */
+        int fd;
+        long long epoch;
+};
+
+int dl_oci_stream_open(const char *output, long long epoch, struct dl_oci_stream *s,
+                       struct dl_error *err);
+/* Remove the temporary file of a stream that dl_oci_write did not finish. */
+void dl_oci_stream_close(struct dl_oci_stream *s);
+
 struct dl_oci_input {
         const struct dl_spec *spec;
         /* Several platforms: index.json points at an image index listing one manifest
@@ -37,6 +52,9 @@ struct dl_oci_input {
         const char *layer_path;             /* the gzip blob */
         const struct dl_layer *layer;
         size_t n_packages;
+        /* A single-platform build's output, which already holds the layer's bytes; or
+         * NULL. dl_oci_write finishes it, and the stream is done with. */
+        struct dl_oci_stream *stream;
 };
 
 struct dl_oci_result {

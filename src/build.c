@@ -99,10 +99,11 @@ static int add_merged_usr_links(struct dl_fstree *t, bool before, struct dl_erro
 }
 
 /* Unpacking packages on several threads, ahead of the merge, which takes them in
- * order. Each job leaves its package's record in the cache (unpacked/KEY: the file
- * contents, then the record, then a trailer; one file, because creating files
- * costs more than writing them), where later builds with the same unpack options find it, so
- * that a build after a change unpacks only the packages that changed. */
+ * order. Each job leaves its package's record in the cache as one file,
+ * unpacked/KEY: the file contents, then the record, then a trailer. Creating
+ * files costs more than writing them, hence one file. Later builds with the same
+ * unpack options find the record, so a build after a change unpacks only the
+ * packages that changed. */
 struct unpack_job {
         const char *sha256; /* of the .deb (borrowed) */
         char *deb;
@@ -131,7 +132,7 @@ struct unpack_pool {
         int n_threads;
 };
 
-/* The cache path of a job's record, with suffix "meta" or "data". */
+/* The cache path of a job's record. */
 static char *record_path(const struct unpack_pool *p, const struct unpack_job *j)
 {
         char key[DL_SHA256_HEX];
@@ -196,7 +197,10 @@ static bool load_record(const struct unpack_pool *p, struct unpack_job *j)
                 for (int i = 0; i < 8; i++)
                         len |= (uint64_t)trailer[i] << (8 * i);
                 uint64_t end = (uint64_t)st.st_size - TRAILER;
-                char *bytes = len <= end && len < (1u << 30) ? dl_malloc(len ? len : 1) : NULL;
+                /* A record of a gigabyte is damaged, not real. */
+                char *bytes = NULL;
+                if (len <= end && len < (1u << 30))
+                        bytes = dl_malloc(len ? len : 1);
                 struct dl_error ignored;
                 ok = bytes && pread(j->fd, bytes, len, (off_t)(end - len)) == (ssize_t)len &&
                      dl_deb_record_load(bytes, len, &j->rec, &ignored) == DL_OK;
@@ -887,7 +891,11 @@ static void pool_start(struct build *b, struct unpack_pool *p)
         sort_jobs = p->jobs;
         qsort(p->order, p->n, sizeof *p->order, by_size_desc);
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        p->n_threads = cores < 1 ? 1 : cores > 16 ? 16 : (int)cores;
+        p->n_threads = (int)cores;
+        if (cores < 1)
+                p->n_threads = 1;
+        if (cores > 16)
+                p->n_threads = 16;
         p->threads = dl_calloc((size_t)p->n_threads, sizeof *p->threads);
         for (int i = 0; i < p->n_threads; i++)
                 if (pthread_create(&p->threads[i], NULL, unpack_worker, p) != 0) {

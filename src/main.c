@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "distill/build.h"
@@ -270,6 +271,14 @@ int main(int argc, char **argv)
         if (dl_cleanup_init() != 0) {
                 fputs("distill: error: cannot set up signal handling\n", stderr);
                 return DL_EINTERNAL;
+        }
+        /* A build keeps each package's unpacked record open, twice with two
+         * platforms. A large package set outgrows the usual soft limit of 1024
+         * descriptors, so the limit is raised to the hard one. */
+        struct rlimit files;
+        if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+                files.rlim_cur = files.rlim_max;
+                setrlimit(RLIMIT_NOFILE, &files);
         }
         if (argc < 2)
                 return usage_error("missing command%s", "");

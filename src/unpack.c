@@ -541,8 +541,8 @@ void dl_deb_record_free(struct dl_deb_record *rec)
 }
 
 /* Records as bytes --------------------------------------------------------------
- * Little-endian integers; a string is its length (u32) and bytes, 0xffffffff for
- * none. The last 32 bytes are the SHA-256 of everything before them. */
+ * Integers are little-endian. A string is its length (u32) and its bytes, or
+ * 0xffffffff for none. The last 32 bytes are the SHA-256 of everything before. */
 
 static const char record_magic[8] = "DLREC01\n";
 #define NO_STRING 0xffffffffu

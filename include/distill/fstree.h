@@ -1,7 +1,7 @@
 /* The image's file system as a metadata table. Owners, modes, times, device
  * numbers and link targets live here, so a build run by an ordinary user still
  * records root-owned setuid files faithfully. The contents of regular files live
- * in blob files: the tree's own, in the staging directory, holds generated files,
+ * in blob files: the tree's own, in the staging directory, contains generated files,
  * and a caller may add others (such as one per unpacked package). Nothing else
  * touches the disk until dl_fstree_materialize writes the tree out, because
  * creating a directory or a file per entry cost more than anything else in a build.
@@ -46,7 +46,7 @@ struct dl_node {
         int owner; /* index of the package that shipped it; -1 when generated */
         bool removed;
         bool filtered;   /* dropped by the spec's path filter (removed is set too) */
-        unsigned blob;   /* regular files: index of the blob that holds the contents */
+        unsigned blob;   /* regular files: index of the blob with the contents */
         uint64_t offset; /* ... and where they start in it */
         struct dl_xattr *xattrs;
         size_t n_xattrs;

@@ -22,7 +22,7 @@ struct dl_oci_image {
 
 /* The output file of a single-platform build, begun before its layer is written so
  * that the layer writer puts the layer's bytes straight into it instead of the
- * build copying them afterwards. It holds the two directory entries, then room for
+ * build copying them afterwards. It contains the two directory entries, then room for
  * the layer's header; fd is where the layer's bytes go. */
 struct dl_oci_stream {
         char *tmp; /* the temporary output file, renamed by dl_oci_write */

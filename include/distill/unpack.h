@@ -24,7 +24,7 @@ struct dl_deb_control {
         char *postinst;            /* its text, for reporting what was skipped */
 };
 
-/* What changes the record of a package, besides the package itself. */
+/* The options that change a package's record, besides the package itself. */
 struct dl_unpack_options {
         bool merged_usr;
         unsigned long long max_file_size;       /* bytes; 0 means no limit */

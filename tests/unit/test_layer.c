@@ -634,7 +634,7 @@ static void write_layer_reusing(const struct dl_fstree *t, const char *path,
 }
 
 /* A layer that copies the members of an earlier one where their entries did not
- * change has the bytes of one compressed from scratch; a damaged earlier blob
+ * change has the bytes of one compressed from scratch. A damaged earlier blob
  * only costs the copy. */
 static void test_layer_reuses_members(void **state)
 {
@@ -657,7 +657,7 @@ static void test_layer_reuses_members(void **state)
         struct dl_layer a;
         write_layer(&t, first, &a);
         assert_true(a.n_members >= 6);
-        /* The cache holds the first layer and its member list. */
+        /* The cache gets the first layer and its member list. */
         char *blob = dl_cache_path(&cache, a.digest);
         size_t len;
         unsigned char *bytes = tu_read_file(first, &len);

@@ -1,8 +1,8 @@
-/* Tests of the two unpacking steps on .deb files built here with libarchive:
- * dl_deb_read turns a package into a record and a data file, the record survives
- * dl_deb_record_save and dl_deb_record_load byte for byte, a damaged record fails
- * to load, and dl_unpack_merge puts the entries into a tree whose files read back
- * from the data file. */
+/* Tests of the two unpacking steps on .deb files built here with libarchive.
+ * dl_deb_read turns a package into a record and a data file. The record survives
+ * dl_deb_record_save and dl_deb_record_load byte for byte, and a damaged record
+ * fails to load. dl_unpack_merge puts the entries into a tree whose files read
+ * back from the data file. */
 #include "testutil.h"
 
 #include <archive.h>
@@ -182,7 +182,7 @@ static void test_read_record(void **state)
         assert_true(find_entry(&f->rec, "usr/share/doc/sample/copyright")->filtered);
         assert_string_equal(find_entry(&f->rec, "usr/lib/sample.so")->target, "sample.so.1");
 
-        /* The data file holds exactly the unfiltered contents, at the recorded offsets. */
+        /* The data file contains exactly the unfiltered contents, at the recorded offsets. */
         struct stat st;
         assert_int_equal(fstat(f->data_fd, &st), 0);
         assert_int_equal((uint64_t)st.st_size, f->rec.data_size);

@@ -60,6 +60,11 @@ static int prepare_rootfs(const char *dir, struct dl_error *err)
 {
         DIR *d = opendir(dir);
         if (!d) {
+                if (errno == ENOTDIR)
+                        return dl_fail(err, DL_EUSAGE,
+                                       "--rootfs %s is not a directory; name a new or empty "
+                                       "directory",
+                                       dir);
                 if (errno != ENOENT)
                         return dl_fail_errno(err, errno, "cannot open", dir);
                 return dl_mkdir_p(dir, 0755, err);
@@ -719,6 +724,17 @@ static char *layer_key(const struct build *b, const struct platform *pl, long lo
         return dl_asprintf("%s/layers/%s.json", b->cache.dir, hex);
 }
 
+/* The check of a finished layer's record: the SHA-256 of its other fields, so that
+ * a damaged diff_id or size is noticed instead of written into an image. */
+static void layer_check(const struct dl_layer *l, bool ca_bundle, char hex[DL_SHA256_HEX])
+{
+        char *text =
+            dl_asprintf("%s %s %llu %llu %d", l->digest, l->diff_id, (unsigned long long)l->size,
+                        (unsigned long long)l->tar_size, ca_bundle);
+        dl_sha256_hex(text, strlen(text), hex);
+        free(text);
+}
+
 /* Take a platform's finished layer from the cache when its key is there. */
 static bool reuse_layer(struct build *b, struct platform *pl, long long epoch)
 {
@@ -726,17 +742,37 @@ static bool reuse_layer(struct build *b, struct platform *pl, long long epoch)
         json_t *j = key ? json_load_file(key, 0, NULL) : NULL;
         const char *digest = j ? json_string_value(json_object_get(j, "digest")) : NULL;
         const char *diff = j ? json_string_value(json_object_get(j, "diff_id")) : NULL;
-        bool ok = digest && diff && dl_is_sha256_hex(digest) && dl_is_sha256_hex(diff) &&
-                  dl_cache_valid(&b->cache, digest);
+        const char *check = j ? json_string_value(json_object_get(j, "check")) : NULL;
+        struct dl_layer l = {0};
+        bool ca_bundle = json_is_true(json_object_get(j, "ca_bundle"));
+        char want[DL_SHA256_HEX];
+        struct stat st;
+        bool ok = digest && diff && check && dl_is_sha256_hex(digest) && dl_is_sha256_hex(diff);
         if (ok) {
-                memcpy(pl->layer.digest, digest, DL_SHA256_HEX);
-                memcpy(pl->layer.diff_id, diff, DL_SHA256_HEX);
-                pl->layer.size = (uint64_t)json_integer_value(json_object_get(j, "size"));
-                pl->layer.tar_size = (uint64_t)json_integer_value(json_object_get(j, "tar_size"));
-                pl->ca_bundle = json_is_true(json_object_get(j, "ca_bundle"));
-                pl->layer_path = dl_cache_path(&b->cache, digest);
+                memcpy(l.digest, digest, DL_SHA256_HEX);
+                memcpy(l.diff_id, diff, DL_SHA256_HEX);
+                l.size = (uint64_t)json_integer_value(json_object_get(j, "size"));
+                l.tar_size = (uint64_t)json_integer_value(json_object_get(j, "tar_size"));
+                layer_check(&l, ca_bundle, want);
+                ok = strcmp(want, check) == 0;
+        }
+        char *blob = ok ? dl_cache_path(&b->cache, digest) : NULL;
+        ok = ok && stat(blob, &st) == 0 && (uint64_t)st.st_size == l.size;
+        if (j && !ok) {
+                dl_warn("the finished layer record %s is damaged; removing it and building the "
+                        "layer again",
+                        key);
+                unlink(key);
+        }
+        ok = ok && dl_cache_valid(&b->cache, digest);
+        if (ok) {
+                pl->layer = l;
+                pl->ca_bundle = ca_bundle;
+                pl->layer_path = blob;
+                blob = NULL;
                 dl_info("reusing the finished %s layer from the cache", pl->arch);
         }
+        free(blob);
         json_decref(j);
         free(key);
         return ok;
@@ -774,6 +810,9 @@ static void store_layer(struct build *b, struct platform *pl, long long epoch)
                 json_object_set_new(j, "size", json_integer((json_int_t)pl->layer.size));
                 json_object_set_new(j, "tar_size", json_integer((json_int_t)pl->layer.tar_size));
                 json_object_set_new(j, "ca_bundle", json_boolean(pl->ca_bundle));
+                char check[DL_SHA256_HEX];
+                layer_check(&pl->layer, pl->ca_bundle, check);
+                json_object_set_new(j, "check", json_string(check));
                 char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
                 dl_write_file_unsynced(key, text, strlen(text), 0644, &ignored);
                 free(text);
@@ -994,6 +1033,9 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result, s
                 ref = dl_asprintf("%s:latest", o->tag);
         else
                 ref = o->tag ? dl_strdup(o->tag) : dl_asprintf("%s:latest", b.spec.name);
+        /* Before any download: a --rootfs that cannot be used fails at once. */
+        if (o->rootfs && (rc = prepare_rootfs(o->rootfs, err)))
+                goto out;
         if ((rc = dl_accounts_build(&b.spec, &b.accounts, err)))
                 goto out;
         unsigned long uid = 0, gid = 0;

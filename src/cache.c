@@ -73,8 +73,8 @@ bool dl_cache_valid(const struct dl_cache *c, const char *sha256)
         struct dl_error err;
         bool ok = access(p, R_OK) == 0 && dl_sha256_file(p, got, NULL, &err) == DL_OK;
         if (ok && strcmp(got, sha256) != 0) {
-                dl_warn("cache entry %s is corrupt (its SHA256 is %s); removing it and fetching it "
-                        "again",
+                dl_warn("cache entry %s is corrupt (its SHA256 is %s); removing it, so that the "
+                        "build fetches or makes it again",
                         p, got);
                 unlink(p);
                 ok = false;

@@ -94,9 +94,16 @@ static const struct dl_member_ref *find_member(const struct dl_member_index *idx
  * size in its trailer are checked, so a damaged blob is compressed anew instead. */
 static bool copy_member(const struct sink *s, struct group *g)
 {
-        const struct dl_member_index *idx = s->opts->reuse;
+        struct dl_member_index *idx = s->opts->reuse;
         const struct dl_member_ref *r = find_member(idx, g->key);
         if (!r || r->isize != g->in.len || r->length < 18 || r->length > g->out_cap)
+                return false;
+        pthread_mutex_lock(&idx->lock);
+        if (idx->checked[r->fd] == 0)
+                idx->checked[r->fd] = dl_cache_valid(idx->cache, idx->digests[r->fd]) ? 1 : -1;
+        bool usable = idx->checked[r->fd] > 0;
+        pthread_mutex_unlock(&idx->lock);
+        if (!usable)
                 return false;
         unsigned char *buf = g->out;
         ssize_t got = pread(idx->fds[r->fd], buf, (size_t)r->length, (off_t)r->offset);
@@ -348,7 +355,7 @@ static int archive_sink(void *user, const void *data, size_t n)
 }
 
 /* Note the entry about to be written: its digest covers everything that decides its
- * bytes in the tar, and it enters the key of every group that holds some of them. */
+ * bytes in the tar, and it enters the key of every group with some of those bytes. */
 static void begin_entry(struct sink *s, const struct dl_node *n, long long mtime)
 {
         struct dl_buf d = {0};
@@ -612,6 +619,8 @@ static bool index_name(const char *name, char digest[DL_SHA256_HEX])
 void dl_member_index_load(const struct dl_cache *c, struct dl_member_index *idx)
 {
         memset(idx, 0, sizeof *idx);
+        idx->cache = c;
+        pthread_mutex_init(&idx->lock, NULL);
         char *dir = index_dir(c);
         DIR *d = opendir(dir);
         struct dirent *e;
@@ -628,10 +637,22 @@ void dl_member_index_load(const struct dl_cache *c, struct dl_member_index *idx)
                 if (fd >= 0 && fstat(fd, &st) == 0 &&
                     dl_read_file(list, &text, &ignored) == DL_OK &&
                     parse_index(dl_buf_str(&text), (uint64_t)st.st_size, idx->n_fds, idx)) {
-                        idx->fds = dl_realloc(idx->fds, (idx->n_fds + 1) * sizeof *idx->fds);
-                        idx->fds[idx->n_fds++] = fd;
-                } else if (fd >= 0) {
-                        close(fd);
+                        size_t n = idx->n_fds + 1;
+                        idx->fds = dl_realloc(idx->fds, n * sizeof *idx->fds);
+                        idx->digests = dl_realloc(idx->digests, n * sizeof *idx->digests);
+                        idx->checked = dl_realloc(idx->checked, n * sizeof *idx->checked);
+                        idx->fds[idx->n_fds] = fd;
+                        memcpy(idx->digests[idx->n_fds], digest, DL_SHA256_HEX);
+                        idx->checked[idx->n_fds] = 0;
+                        idx->n_fds = n;
+                } else {
+                        /* The list is damaged or its blob is gone: nothing can be
+                         * copied through it. */
+                        if (fd >= 0) {
+                                dl_warn("the member list %s is damaged; removing it", list);
+                                close(fd);
+                        }
+                        unlink(list);
                 }
                 dl_buf_free(&text);
                 free(list);
@@ -649,7 +670,10 @@ void dl_member_index_free(struct dl_member_index *idx)
         for (size_t i = 0; i < idx->n_fds; i++)
                 close(idx->fds[i]);
         free(idx->fds);
+        free(idx->digests);
+        free(idx->checked);
         free(idx->refs);
+        pthread_mutex_destroy(&idx->lock);
         memset(idx, 0, sizeof *idx);
 }
 

@@ -5,6 +5,7 @@
 #ifndef DISTILL_LAYER_H
 #define DISTILL_LAYER_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "distill/cache.h"
@@ -36,7 +37,14 @@ struct dl_member_index {
         struct dl_member_ref *refs; /* sorted by key */
         size_t n;
         int *fds; /* the layer blobs, open for reading */
+        char (*digests)[DL_SHA256_HEX];
+        /* Per blob: 0 not checked yet, 1 matches its digest, -1 damaged. A blob is
+         * checked when a member is first copied from it, because a member's own
+         * gzip trailer cannot show damage inside its compressed data. */
+        int *checked;
         size_t n_fds;
+        const struct dl_cache *cache;
+        pthread_mutex_t lock;
 };
 
 /* Load the member lists stored in the cache (members/DIGEST.idx) whose layer blob
@@ -49,8 +57,8 @@ void dl_member_index_store(const struct dl_cache *c, const struct dl_layer *l);
 #define DL_LAYER_KEEP_INDEXES 16
 
 struct dl_layer_options {
-        int threads;                         /* compression threads; 0: one per online core */
-        const struct dl_member_index *reuse; /* may be NULL */
+        int threads;                   /* compression threads; 0: one per online core */
+        struct dl_member_index *reuse; /* may be NULL */
         /* With tee, the blob's bytes also go to tee_fd, from its position on: the
          * output file, so that nothing copies the layer once it is written. */
         bool tee;

@@ -899,6 +899,21 @@ setup_repro_user() {
         fi
 }
 
+# flip_middle_byte FILE: change the byte in the middle of FILE, keeping its size.
+flip_middle_byte() {
+        python3 - "$1" <<'PY'
+import sys
+
+with open(sys.argv[1], "r+b") as f:
+    f.seek(0, 2)
+    middle = f.tell() // 2
+    f.seek(middle)
+    byte = f.read(1)[0]
+    f.seek(middle)
+    f.write(bytes([byte ^ 0x55]))
+PY
+}
+
 # repro_same LABEL: run LABEL succeeded and wrote the same bytes as the baseline.
 repro_same() {
         local label=$1
@@ -955,6 +970,37 @@ case_reproducible() {
         repro_same repro-repaired
         check "repro-repaired: the records are whole again" \
                 stderr_lacks repro-repaired "unpacked record in the cache"
+
+        # A layer blob with one changed byte inside its compressed data: no member
+        # is copied from it, and the image stays the same.
+        local list blob
+        list=$(find "$CACHE/repro/members" -name '*.idx' | sort | head -n 1)
+        [[ -n $list ]] || die "no member list in $CACHE/repro/members"
+        blob=$CACHE/repro/sha256/$(basename "$list" .idx)
+        flip_middle_byte "$blob"
+        rm -rf "$CACHE/repro/layers"
+        run_build repro-blob "$spec" "$CACHE/repro" "${base[@]}" -- --locked
+        repro_same repro-blob
+        check "repro-blob: the damaged blob reported" stderr_has repro-blob "$blob" corrupt
+
+        # A finished-layer record with another diff_id is not trusted.
+        local record
+        record=$(find "$CACHE/repro/layers" -name '*.json' | sort | head -n 1)
+        [[ -n $record ]] || die "no finished layer in $CACHE/repro/layers"
+        python3 - "$record" <<'PY' || die "cannot change $record"
+import json
+import sys
+
+path = sys.argv[1]
+layer = json.load(open(path, encoding="utf-8"))
+digit = layer["diff_id"][0]
+layer["diff_id"] = ("1" if digit != "1" else "2") + layer["diff_id"][1:]
+json.dump(layer, open(path, "w", encoding="utf-8"))
+PY
+        run_build repro-record "$spec" "$CACHE/repro" "${base[@]}" -- --locked
+        repro_same repro-record
+        check "repro-record: the damaged record reported" \
+                stderr_has repro-record "finished layer record" "$record"
 
         mkdir -p "$WORK/other/cache" "$WORK/other/tmp"
         run_build repro-dirs "$spec" "$WORK/other/cache" "${base[@]}" TMPDIR="$WORK/other/tmp" -- --locked

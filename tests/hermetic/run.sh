@@ -739,6 +739,33 @@ check_other_failures() {
         check "read-only-output: exit status 8" exit_status read-only-output 8
         check "read-only-output: error names the path" stderr_has read-only-output "$WORK/read-only"
         check "read-only-output: nothing written" test -z "$(ls -A "$WORK/read-only")"
+
+        # A --rootfs that cannot be used fails before anything is downloaded: a new
+        # cache stays without packages.
+        mkdir -p "$WORK/rootfs-busy"
+        echo keep >"$WORK/rootfs-busy/file"
+        chown -R "$RUN_OWNER" "$WORK/rootfs-busy"
+        run_distill rootfs-busy -- build "$WORK/specs/main/spec.yaml" -o "$OUT/rootfs-busy.tar" \
+                --cache "$WORK/cache/rootfs-busy" --rootfs "$WORK/rootfs-busy"
+        check "rootfs-busy: exit status 2" exit_status rootfs-busy 2
+        check "rootfs-busy: error names the directory" stderr_has rootfs-busy "$WORK/rootfs-busy" "not empty"
+        check "rootfs-busy: nothing downloaded" no_cached_packages "$WORK/cache/rootfs-busy"
+        check "rootfs-busy: the directory is untouched" test "$(ls -A "$WORK/rootfs-busy")" = file
+        run_distill rootfs-file -- build "$WORK/specs/main/spec.yaml" -o "$OUT/rootfs-file.tar" \
+                --cache "$WORK/cache/rootfs-file" --rootfs "$WORK/rootfs-busy/file"
+        check "rootfs-file: exit status 2" exit_status rootfs-file 2
+        check "rootfs-file: error says what to name" stderr_has rootfs-file "is not a directory" \
+                "name a new or empty directory"
+}
+
+# no_cached_packages CACHE: the cache has no file under sha256/ (no download).
+no_cached_packages() {
+        local found
+        found=$(find "$1/sha256" -type f 2>/dev/null | head -n 3)
+        if [[ -n $found ]]; then
+                printf 'files in the cache:\n%s\n' "$found"
+                return 1
+        fi
 }
 
 # new_gets_of PATTERN COUNT: whether the access log has more than COUNT GETs matching PATTERN.

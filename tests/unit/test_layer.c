@@ -625,7 +625,7 @@ static void write_big(struct dl_fstree *t, const char *path, unsigned seed)
 }
 
 static void write_layer_reusing(const struct dl_fstree *t, const char *path,
-                                const struct dl_member_index *idx, struct dl_layer *out)
+                                struct dl_member_index *idx, struct dl_layer *out)
 {
         struct dl_error err = {0};
         struct dl_layer_options o = {.threads = 3, .reuse = idx};
@@ -686,9 +686,10 @@ static void test_layer_reuses_members(void **state)
                          c.n_reused, c.n_members);
         dl_member_index_free(&idx);
 
-        /* Damage the first member's header in the cached blob: that member is
-         * compressed again, and the bytes stay the same. */
-        bytes[0] = 0;
+        /* One changed byte inside the compressed data of the cached blob, which no
+         * member's header or size shows: nothing is copied from that blob, it
+         * leaves the cache, and the bytes stay the same. */
+        bytes[len / 2] ^= 0x55;
         fp = fopen(blob, "wb");
         assert_non_null(fp);
         assert_int_equal(fwrite(bytes, 1, len, fp), len);
@@ -697,7 +698,8 @@ static void test_layer_reuses_members(void **state)
         dl_member_index_load(&cache, &idx);
         write_layer_reusing(&t, reused, &idx, &d);
         assert_same_bytes(fresh, reused);
-        assert_true(d.n_reused < c.n_reused);
+        assert_int_equal(d.n_reused, 0);
+        assert_int_not_equal(access(blob, F_OK), 0);
         dl_member_index_free(&idx);
 
         dl_layer_free(&a);

@@ -140,8 +140,11 @@ static void finish(const struct dl_http_options *o, CURLM *multi, struct transfe
         t->easy = NULL;
         t->status = status;
         if (t->fp) {
-                if (fclose(t->fp) != 0 && code == CURLE_OK)
+                if (fclose(t->fp) != 0 && code == CURLE_OK) {
+                        /* Buffered bytes that did not fit on the disk fail here. */
+                        t->write_errno = errno ? errno : EIO;
                         code = CURLE_WRITE_ERROR;
+                }
                 t->fp = NULL;
         }
         if (code == CURLE_OK && (status == 0 || (status >= 200 && status < 300))) {

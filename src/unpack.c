@@ -96,13 +96,19 @@ static la_ssize_t read_member(struct archive *inner, void *user, const void **bu
         return archive_read_data((struct archive *)user, block, sizeof block);
 }
 
-static struct archive *open_inner(struct archive *outer)
+/* Open the member (control.tar or data.tar, named by member) as a tar archive;
+ * NULL with err filled, naming what, when it is not one. */
+static struct archive *open_inner(struct archive *outer, const char *what, const char *member,
+                                  struct dl_error *err)
 {
         struct archive *a = archive_read_new();
         archive_read_support_filter_all(a);
         archive_read_support_format_gnutar(a);
         archive_read_support_format_tar(a);
         if (archive_read_open(a, outer, NULL, read_member, NULL) != ARCHIVE_OK) {
+                const char *why = archive_error_string(a);
+                dl_fail(err, DL_EPACKAGE, "%s: cannot read %s: %s", what, member,
+                        why ? why : "not a tar archive");
                 archive_read_free(a);
                 return NULL;
         }
@@ -127,12 +133,12 @@ static char *read_entry_text(struct archive *a, size_t limit)
 static int read_control(struct archive *outer, const char *what, struct dl_deb_control *ctl,
                         struct dl_error *err)
 {
-        struct archive *a = open_inner(outer);
+        struct archive *a = open_inner(outer, what, "control.tar", err);
         struct archive_entry *e;
         int r, rc = DL_OK;
 
         if (!a)
-                return dl_fail(err, DL_EPACKAGE, "%s: cannot read control.tar", what);
+                return err->code;
         while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
                 const char *name = archive_entry_pathname(e);
                 if (!strncmp(name, "./", 2))
@@ -447,12 +453,12 @@ static int read_entry(struct reader *r, struct archive *a, struct archive_entry 
 
 static int read_data(struct reader *r, struct archive *outer, bool want_md5, struct dl_error *err)
 {
-        struct archive *a = open_inner(outer);
+        struct archive *a = open_inner(outer, r->what, "data.tar", err);
         struct archive_entry *e;
         int ar = ARCHIVE_OK, rc = DL_OK;
 
         if (!a)
-                return dl_fail(err, DL_EPACKAGE, "%s: cannot read data.tar", r->what);
+                return err->code;
         while (rc == DL_OK && (ar = archive_read_next_header(a, &e)) == ARCHIVE_OK)
                 rc = read_entry(r, a, e, want_md5, err);
         if (rc == DL_OK && ar != ARCHIVE_EOF)
@@ -843,9 +849,11 @@ static int merge_hardlink(struct dl_unpack_context *ctx, int owner, const struct
         const char *path = en->path;
         const struct dl_node *tn = dl_fstree_get(t, en->target);
         if (tn && tn->filtered) {
-                /* Its file was dropped by the path filter, so the link goes too. */
-                dl_info("%s: dropping the hard link /%s because paths.exclude drops its file /%s",
-                        what, path, en->target);
+                /* Its file was dropped by the path filter and its contents were never
+                 * read, so the link goes too. */
+                dl_warn("%s: dropping the hard link /%s because paths.exclude drops its file "
+                        "/%s; add /%s to paths.include to keep both names",
+                        what, path, en->target, en->target);
                 ctx->n_filtered++;
                 return DL_OK;
         }

@@ -751,6 +751,16 @@ check_other_failures() {
         check "rootfs-busy: error names the directory" stderr_has rootfs-busy "$WORK/rootfs-busy" "not empty"
         check "rootfs-busy: nothing downloaded" no_cached_packages "$WORK/cache/rootfs-busy"
         check "rootfs-busy: the directory is untouched" test "$(ls -A "$WORK/rootfs-busy")" = file
+        # A filter that drops a file with a second name: both names go, with a warning
+        # that says how to keep them.
+        local hl_spec=$WORK/specs/filtered-link/spec.yaml
+        write_small_spec "$hl_spec" fixture "$keyring" fx-base -- 'paths:' '  exclude: [/usr/bin/fx-a]'
+        run_distill filtered-link -- build "$hl_spec" -o "$OUT/filtered-link.tar" \
+                --cache "$WORK/cache/filtered-link"
+        check "filtered-link: exit status 0" exit_status filtered-link 0
+        check "filtered-link: the warning names both paths and the fix" stderr_has filtered-link \
+                "warning: package fx-base: dropping the hard link /usr/bin/fx-b" \
+                "add /usr/bin/fx-a to paths.include"
         run_distill rootfs-file -- build "$WORK/specs/main/spec.yaml" -o "$OUT/rootfs-file.tar" \
                 --cache "$WORK/cache/rootfs-file" --rootfs "$WORK/rootfs-busy/file"
         check "rootfs-file: exit status 2" exit_status rootfs-file 2

@@ -5,10 +5,11 @@
 #
 # Usage: bench/run.sh
 # Environment:
-#   BENCH_RUNS     runs of each measurement (default 3); the table shows medians
+#   BENCH_RUNS     rounds of measurements (default 5); the table shows medians
 #   BENCH_MIRROR   the mirror directory (default build/bench-mirror)
 #
-# Measurements, all of the same locked package set, amd64 only:
+# Measurements, all of the same locked package set, amd64 only, taken in rounds
+# in this order: cold, warm, one change, mmdebstrap, floor.
 #   1. distill cold: `distill build --locked` with an empty --cache, to its gzip image;
 #   2. mmdebstrap --variant=extract of the same NAME=VERSION list to a plain tar;
 #   3. distill warm: the same build with the full cache and the unchanged lock;
@@ -28,7 +29,7 @@ set -euo pipefail
 export LC_ALL=C
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-runs=${BENCH_RUNS:-3}
+runs=${BENCH_RUNS:-5}
 case $runs in
 '' | *[!0-9]* | 0) bench_die "BENCH_RUNS=$runs: expected a positive integer" ;;
 esac
@@ -158,73 +159,13 @@ if [ "$(id -u)" != 0 ]; then
         echo "bench: not root, so mmdebstrap chooses its unshare mode, which needs unprivileged user namespaces"
 fi
 
-# 1. distill cold.
-: >"$work/cold.res"
-for i in $(seq "$runs"); do
-        rm -rf "$work/cache" "$work/image.tar"
-        measure "$work/cold.res" "$work/cold.log" \
-                "$distill" build "$spec" --locked --cache "$work/cache" -o "$work/image.tar" "${mirror_args[@]}"
-        expect_downloads "$work/cold.log" "$n_packages"
-done
-image_bytes=$(stat -c %s "$work/image.tar")
-
-# 2. mmdebstrap, extracting the same NAME=VERSION list from the same mirror. The
-# extract hook lists the .deb files apt downloaded, to check the set.
-keyring=$bench_keyring
-local_debian=$(bench_local_url "$bench_port" debian)
-local_security=$(bench_local_url "$bench_port" debian-security)
-: >"$work/mmdebstrap.res"
-for i in $(seq "$runs"); do
-        rm -f "$work/mmdebstrap.tar" "$work/mmdebstrap-debs.txt"
-        measure "$work/mmdebstrap.res" "$work/mmdebstrap.log" \
-                mmdebstrap --variant=extract --architectures=amd64 \
-                --include="$(paste -sd, "$work/set.txt")" \
-                --extract-hook="ls \"\$1/var/cache/apt/archives\" > '$work/mmdebstrap-debs.txt'" \
-                bookworm "$work/mmdebstrap.tar" \
-                "deb [signed-by=$keyring] $local_debian bookworm main" \
-                "deb [signed-by=$keyring] $local_debian bookworm-updates main" \
-                "deb [signed-by=$keyring] $local_security bookworm-security main"
-done
-mmdebstrap_bytes=$(stat -c %s "$work/mmdebstrap.tar")
-python3 - "$work/mmdebstrap-debs.txt" >"$work/mmdebstrap-set.txt" <<'PY'
-import sys
-import urllib.parse
-
-for line in open(sys.argv[1], encoding="utf-8"):
-    name = urllib.parse.unquote(line.strip())
-    if name.endswith(".deb"):
-        package, version = name.split("_")[0:2]
-        print("%s=%s" % (package, version))
-PY
-sort -o "$work/mmdebstrap-set.txt" "$work/mmdebstrap-set.txt"
-if cmp -s "$work/set.txt" "$work/mmdebstrap-set.txt"; then
-        same_set="yes, the same $n_packages NAME=VERSION pairs"
-else
-        same_set="NO: $(diff "$work/set.txt" "$work/mmdebstrap-set.txt" | grep '^[<>]' | tr '\n' ' ' || true)"
-        bench_note "warning: mmdebstrap extracted another package set than the lock: $same_set"
-fi
-
-# 3. distill warm: the cache of the last cold run.
-: >"$work/warm.res"
-for i in $(seq "$runs"); do
-        rm -f "$work/image.tar"
-        measure "$work/warm.res" "$work/warm.log" \
-                "$distill" build "$spec" --locked --cache "$work/cache" -o "$work/image.tar" "${mirror_args[@]}"
-        expect_downloads "$work/warm.log" 0
-done
-
-# 4. distill after one version change: the same spec in another directory, with
-# a lock whose entry for the package of bench-alternate.tsv names the other
-# version. Each run starts from a copy of the warm cache, which lacks that .deb
-# and everything a previous run made from it (such as the finished layer).
-# Cache entries are written to a temporary name and renamed into place, never
-# changed, so a copy by hard links leaves the warm cache as it was.
+# The one-change lock: the same spec in another directory, with a lock whose
+# entry for the package of bench-alternate.tsv names the other version.
 change_dir=$work/change
 mkdir -p "$change_dir"
 cp "$spec" "$change_dir/"
 alternate=$(grep -v '^#' "$mirror/bench-alternate.tsv" | head -n 1 || true)
 change_label="n/a"
-: >"$work/change.res"
 if [ -n "$alternate" ]; then
         IFS=$'\t' read -r alt_name alt_version _ <<<"$alternate"
         python3 - "$lock" "$change_dir/bench-larger.lock.json" "$alternate" <<'PY'
@@ -247,19 +188,10 @@ with open(dst, "w", encoding="utf-8") as f:
 PY
         locked_version=$(grep "^$alt_name=" "$work/set.txt" | cut -d= -f2-)
         change_label="$alt_name $locked_version -> $alt_version"
-        for i in $(seq "$runs"); do
-                rm -rf "$work/image.tar" "$work/cache-change"
-                cp -al "$work/cache" "$work/cache-change"
-                measure "$work/change.res" "$work/change.log" \
-                        "$distill" build "$change_dir/bench-larger.yaml" --locked --cache "$work/cache-change" \
-                        -o "$work/image.tar" "${mirror_args[@]}"
-                expect_downloads "$work/change.log" 1
-        done
 else
         bench_note "warning: the mirror has no second version of any package of the set; skipping the one-change measurement"
 fi
 
-# 5. The floor.
 # The floor compresses as the layer writer does, so it follows its level, and
 # stops when the layer writer no longer uses libdeflate's gzip format.
 grep -q libdeflate_gzip_compress "$bench_repo/src/layer.c" ||
@@ -269,11 +201,81 @@ level=$(sed -n 's/^#define DL_LAYER_LEVEL \([0-9]*\).*/\1/p' "$bench_repo/includ
 floor_bin=$out_dir/floor
 cc -O2 -Wall -Wextra -DFLOOR_LEVEL="$level" -o "$floor_bin" "$bench_repo/bench/floor.c" -larchive -ldeflate -lcrypto ||
         bench_die "cannot compile bench/floor.c (it needs libarchive-dev, libdeflate-dev and libssl-dev)"
+
+keyring=$bench_keyring
+local_debian=$(bench_local_url "$bench_port" debian)
+local_security=$(bench_local_url "$bench_port" debian-security)
+
+# The measurements go in rounds, each taking every measurement once, so that a
+# machine that runs faster or slower for a while moves the figures of one round
+# together and the ratios less.
+: >"$work/cold.res"
+: >"$work/mmdebstrap.res"
+: >"$work/warm.res"
+: >"$work/change.res"
 : >"$work/floor.cpu"
 for i in $(seq "$runs"); do
+        # distill cold.
+        rm -rf "$work/cache" "$work/image.tar"
+        measure "$work/cold.res" "$work/cold.log" \
+                "$distill" build "$spec" --locked --cache "$work/cache" -o "$work/image.tar" "${mirror_args[@]}"
+        expect_downloads "$work/cold.log" "$n_packages"
+        image_bytes=$(stat -c %s "$work/image.tar")
+
+        # distill warm: the cache of this round's cold run.
+        rm -f "$work/image.tar"
+        measure "$work/warm.res" "$work/warm.log" \
+                "$distill" build "$spec" --locked --cache "$work/cache" -o "$work/image.tar" "${mirror_args[@]}"
+        expect_downloads "$work/warm.log" 0
+
+        # distill after one version change, from a copy of the warm cache, which
+        # lacks that .deb and everything made from it (such as the finished layer).
+        # Cache entries are written to a temporary name and renamed into place, never
+        # changed, so a copy by hard links leaves the warm cache as it was.
+        if [ -n "$alternate" ]; then
+                rm -rf "$work/image.tar" "$work/cache-change"
+                cp -al "$work/cache" "$work/cache-change"
+                measure "$work/change.res" "$work/change.log" \
+                        "$distill" build "$change_dir/bench-larger.yaml" --locked --cache "$work/cache-change" \
+                        -o "$work/image.tar" "${mirror_args[@]}"
+                expect_downloads "$work/change.log" 1
+        fi
+
+        # mmdebstrap, extracting the same NAME=VERSION list from the same mirror.
+        # The extract hook lists the .deb files apt downloaded, to check the set.
+        rm -f "$work/mmdebstrap.tar" "$work/mmdebstrap-debs.txt"
+        measure "$work/mmdebstrap.res" "$work/mmdebstrap.log" \
+                mmdebstrap --variant=extract --architectures=amd64 \
+                --include="$(paste -sd, "$work/set.txt")" \
+                --extract-hook="ls \"\$1/var/cache/apt/archives\" > '$work/mmdebstrap-debs.txt'" \
+                bookworm "$work/mmdebstrap.tar" \
+                "deb [signed-by=$keyring] $local_debian bookworm main" \
+                "deb [signed-by=$keyring] $local_debian bookworm-updates main" \
+                "deb [signed-by=$keyring] $local_security bookworm-security main"
+
+        # The floor: bench/floor.c's CPU time.
         xargs "$floor_bin" <"$work/debs.txt" >"$work/floor.out" || bench_die "bench/floor.c failed"
         sed -n 's/.*cpu_seconds=\([0-9.]*\).*/\1/p' "$work/floor.out" >>"$work/floor.cpu"
 done
+
+mmdebstrap_bytes=$(stat -c %s "$work/mmdebstrap.tar")
+python3 - "$work/mmdebstrap-debs.txt" >"$work/mmdebstrap-set.txt" <<'PY'
+import sys
+import urllib.parse
+
+for line in open(sys.argv[1], encoding="utf-8"):
+    name = urllib.parse.unquote(line.strip())
+    if name.endswith(".deb"):
+        package, version = name.split("_")[0:2]
+        print("%s=%s" % (package, version))
+PY
+sort -o "$work/mmdebstrap-set.txt" "$work/mmdebstrap-set.txt"
+if cmp -s "$work/set.txt" "$work/mmdebstrap-set.txt"; then
+        same_set="yes, the same $n_packages NAME=VERSION pairs"
+else
+        same_set="NO: $(diff "$work/set.txt" "$work/mmdebstrap-set.txt" | grep '^[<>]' | tr '\n' ' ' || true)"
+        bench_note "warning: mmdebstrap extracted another package set than the lock: $same_set"
+fi
 floor_cpu=$(bench_median <"$work/floor.cpu")
 floor_wall=$(awk -v c="$floor_cpu" -v n="$cores" 'BEGIN { printf "%.2f", c / n }')
 unpacked_bytes=$(sed -n 's/.*unpacked_bytes=\([0-9]*\).*/\1/p' "$work/floor.out")
@@ -298,7 +300,7 @@ report() {
         echo "# distill benchmark"
         echo
         echo "Run by bench/run.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ): $("$distill" --version), $cores cores,"
-        echo "$runs runs of each measurement (medians; peak RSS is the largest of the runs)."
+        echo "$runs rounds, each taking every measurement once (medians; peak RSS is the largest of the runs)."
         echo "Other processes on the machine were not stopped, so the figures are indicative."
         echo
         echo "Package set: $n_packages packages for amd64 ($deb_bytes bytes of .deb files,"

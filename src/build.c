@@ -862,8 +862,14 @@ static int make_platform(struct build *b, const struct dl_build_options *o, stru
                                       .tee = pl->stream != NULL,
                                       .tee_fd = pl->stream ? pl->stream->fd : -1,
                                       .tee_path = pl->stream ? pl->stream->tmp : NULL};
+        if (pl->stream && (rc = dl_oci_stream_begin_layer(pl->stream, err))) {
+                dl_member_index_free(&reuse);
+                return rc;
+        }
         rc = dl_layer_write_with(&pl->tree, epoch, pl->layer_path, &lo, &pl->layer, err);
         dl_member_index_free(&reuse);
+        if (rc == DL_OK && pl->stream)
+                rc = dl_oci_stream_end_layer(pl->stream, pl->layer.digest, pl->layer.size, err);
         if (rc == DL_OK)
                 dl_debug("%s: wrote the layer (%llu bytes)", pl->arch,
                          (unsigned long long)pl->layer.size);
@@ -997,7 +1003,7 @@ static int check_writable(const char *path, const char *what, struct dl_error *e
 int dl_build(const struct dl_build_options *o, struct dl_build_result *result, struct dl_error *err)
 {
         struct build b;
-        struct dl_oci_stream stream = {NULL, -1, 0};
+        struct dl_oci_stream stream = {.tmp = NULL, .fd = -1};
         long long epoch;
         char *output = NULL, *ref = NULL, *user = NULL;
         bool locked = false;
@@ -1064,12 +1070,11 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result, s
                         free(b.platforms[i].layer_path);
                         b.platforms[i].layer_path = NULL;
                 }
-                /* One platform: its layer goes straight into the output file. */
-                if (b.n_platforms == 1) {
-                        if ((rc = dl_oci_stream_open(output, epoch, &stream, err)))
-                                goto out;
-                        b.platforms[0].stream = &stream;
-                }
+                /* The layers go straight into the output file. */
+                if ((rc = dl_oci_stream_open(output, epoch, &stream, err)))
+                        goto out;
+                for (size_t i = 0; i < b.n_platforms; i++)
+                        b.platforms[i].stream = &stream;
                 struct unpack_pool pool;
                 pool_start(&b, &pool);
                 b.pool = &pool;
@@ -1100,7 +1105,7 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result, s
         }
         struct dl_oci_input oi = {
             .spec = &b.spec, .ref = ref, .user = user, .epoch = epoch, .docker_image = docker};
-        if (b.n_platforms == 1 && b.platforms[0].stream)
+        if (b.platforms[0].stream)
                 oi.stream = b.platforms[0].stream;
         if (b.n_platforms == 1) {
                 oi.arch = images[0].arch;

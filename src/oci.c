@@ -154,11 +154,12 @@ struct member {
         size_t len;
         const char *file;
         uint64_t file_size;
+        size_t platform; /* layers: the platform's index */
 };
 
-/* The order of the members: the two directories, the layers (which a streamed
- * output holds before anything else is known), then the rest by name. Every
- * build of the same inputs writes the same bytes, streamed or not. */
+/* The order of the members: the two directories, the layers in platform order
+ * (which a streamed output has before anything else is known), then the rest by
+ * name. Every build of the same inputs writes the same bytes, streamed or not. */
 static int member_rank(const struct member *m)
 {
         if (!strcmp(m->name, "blobs/"))
@@ -174,6 +175,8 @@ static int compare_members(const void *a, const void *b)
         int rx = member_rank(x), ry = member_rank(y);
         if (rx != ry)
                 return rx < ry ? -1 : 1;
+        if (rx == 2 && x->platform != y->platform)
+                return x->platform < y->platform ? -1 : 1;
         return strcmp(x->name, y->name);
 }
 
@@ -263,7 +266,9 @@ static int add_member(int fd, const struct member *m, long long epoch, const cha
 {
         static const char zeros[512];
         bool dir = m->name[strlen(m->name) - 1] == '/';
-        uint64_t size = dir ? 0 : m->file ? m->file_size : m->len;
+        uint64_t size = m->file ? m->file_size : m->len;
+        if (dir)
+                size = 0;
         unsigned char h[512];
         if (ustar_header(h, m->name, dir, size, epoch) != 0)
                 return dl_fail(err, DL_EINTERNAL, "the member name %s is too long for ustar",
@@ -358,18 +363,13 @@ static void push_member(struct member **v, size_t *n, char *name, const char *da
                         const char *file, uint64_t file_size)
 {
         *v = dl_realloc(*v, (*n + 1) * sizeof **v);
-        (*v)[(*n)++] = (struct member){name, data, len, file, file_size};
+        (*v)[(*n)++] = (struct member){name, data, len, file, file_size, 0};
 }
-
-/* The start of a streamed output: blobs/, blobs/sha256/, and the layer's header,
- * which dl_oci_write fills in once the layer's digest is known. */
-#define STREAM_LAYER_HEADER 1024
-#define STREAM_LAYER_DATA   1536
 
 int dl_oci_stream_open(const char *output, long long epoch, struct dl_oci_stream *s,
                        struct dl_error *err)
 {
-        unsigned char h[STREAM_LAYER_DATA];
+        unsigned char h[1024];
         memset(s, 0, sizeof *s);
         s->fd = -1;
         s->epoch = epoch;
@@ -390,6 +390,45 @@ int dl_oci_stream_open(const char *output, long long epoch, struct dl_oci_stream
                 dl_oci_stream_close(s);
                 return rc;
         }
+        s->end = sizeof h;
+        return DL_OK;
+}
+
+int dl_oci_stream_begin_layer(struct dl_oci_stream *s, struct dl_error *err)
+{
+        static const unsigned char room[512];
+        s->layer_header = s->end;
+        if (lseek(s->fd, (off_t)s->end, SEEK_SET) < 0 ||
+            dl_write_all(s->fd, room, sizeof room) != 0)
+                return dl_fail_errno(err, errno, "cannot write", s->tmp);
+        return DL_OK;
+}
+
+int dl_oci_stream_end_layer(struct dl_oci_stream *s, const char *digest, uint64_t size,
+                            struct dl_error *err)
+{
+        static const char zeros[512];
+        for (size_t i = 0; i < s->n_layers; i++)
+                if (!strcmp(s->layers[i].digest, digest)) {
+                        if (ftruncate(s->fd, (off_t)s->end) != 0)
+                                return dl_fail_errno(err, errno, "cannot write", s->tmp);
+                        return DL_OK;
+                }
+        unsigned char h[512];
+        char *name = dl_asprintf("blobs/sha256/%s", digest);
+        size_t pad = (size_t)((512 - size % 512) % 512);
+        uint64_t data_end = s->layer_header + sizeof h + size;
+        int failed = ustar_header(h, name, false, size, s->epoch) != 0 ||
+                     pwrite(s->fd, h, sizeof h, (off_t)s->layer_header) != (ssize_t)sizeof h ||
+                     lseek(s->fd, (off_t)data_end, SEEK_SET) < 0 ||
+                     (pad && dl_write_all(s->fd, zeros, pad) != 0);
+        free(name);
+        if (failed)
+                return dl_fail_errno(err, errno ? errno : EIO, "cannot write", s->tmp);
+        s->layers = dl_realloc(s->layers, (s->n_layers + 1) * sizeof *s->layers);
+        memcpy(s->layers[s->n_layers].digest, digest, DL_SHA256_HEX);
+        s->layers[s->n_layers++].size = size;
+        s->end = data_end + pad;
         return DL_OK;
 }
 
@@ -402,22 +441,34 @@ void dl_oci_stream_close(struct dl_oci_stream *s)
                 dl_cleanup_forget(s->tmp);
                 free(s->tmp);
         }
+        free(s->layers);
+        s->layers = NULL;
+        s->n_layers = 0;
         s->fd = -1;
         s->tmp = NULL;
 }
 
-/* Write the members to a new temporary file, or after the layer in a stream, and
- * rename the file to output. With a stream, the members it already holds (the two
- * directories and layer_name, layer_size bytes) are skipped. */
+/* Whether a stream contains the member name already. */
+static bool streamed(const struct dl_oci_stream *s, const char *name)
+{
+        if (!strcmp(name, "blobs/") || !strcmp(name, "blobs/sha256/"))
+                return true;
+        for (size_t i = 0; i < s->n_layers; i++)
+                if (!strncmp(name, "blobs/sha256/", 13) && !strcmp(name + 13, s->layers[i].digest))
+                        return true;
+        return false;
+}
+
+/* Write the members to a new temporary file, or after the layers of a stream, and
+ * rename the file to output. A member whose name came before is skipped: two
+ * platforms can share a blob, which the archive contains once. */
 static int write_tar(const char *output, struct member *members, size_t n, long long epoch,
-                     struct dl_oci_stream *stream, const char *layer_name, uint64_t layer_size,
-                     uint64_t *size, struct dl_error *err)
+                     struct dl_oci_stream *stream, uint64_t *size, struct dl_error *err)
 {
         static const char end[1024];
-        static const char zeros[512];
         char *tmp = stream ? stream->tmp : dl_asprintf("%s.tmp-XXXXXX", output);
         int fd = stream ? stream->fd : mkstemp(tmp);
-        uint64_t offset = 0;
+        uint64_t offset = stream ? stream->end : 0;
         int rc = DL_OK;
         if (fd < 0) {
                 rc = dl_fail_errno(err, errno, "cannot create the output next to", output);
@@ -425,30 +476,21 @@ static int write_tar(const char *output, struct member *members, size_t n, long 
                 return rc;
         }
         if (stream) {
-                /* The layer's bytes are in place: its header and padding remain. */
-                unsigned char h[512];
-                size_t pad = (size_t)((512 - layer_size % 512) % 512);
-                offset = STREAM_LAYER_DATA + layer_size;
-                if (ustar_header(h, layer_name, false, layer_size, epoch) != 0 ||
-                    pwrite(fd, h, sizeof h, STREAM_LAYER_HEADER) != (ssize_t)sizeof h ||
-                    lseek(fd, (off_t)offset, SEEK_SET) < 0 ||
-                    (pad && dl_write_all(fd, zeros, pad) != 0))
-                        rc = dl_fail_errno(err, errno ? errno : EIO, "cannot write", tmp);
-                offset += pad;
-                stream->tmp = NULL;
-                stream->fd = -1;
+                if (lseek(fd, (off_t)offset, SEEK_SET) < 0)
+                        rc = dl_fail_errno(err, errno, "cannot write", tmp);
         } else {
                 dl_cleanup_add(tmp);
         }
         for (size_t i = 0; i < n && rc == DL_OK; i++) {
-                /* Two platforms can share a blob, which the tar contains once. */
-                if (i > 0 && !strcmp(members[i].name, members[i - 1].name))
-                        continue;
-                if (stream && (!strcmp(members[i].name, "blobs/") ||
-                               !strcmp(members[i].name, "blobs/sha256/") ||
-                               !strcmp(members[i].name, layer_name)))
-                        continue;
-                rc = add_member(fd, &members[i], epoch, tmp, &offset, err);
+                bool seen = stream && streamed(stream, members[i].name);
+                for (size_t k = 0; k < i && !seen; k++)
+                        seen = !strcmp(members[k].name, members[i].name);
+                if (!seen)
+                        rc = add_member(fd, &members[i], epoch, tmp, &offset, err);
+        }
+        if (stream) {
+                stream->tmp = NULL;
+                stream->fd = -1;
         }
         /* The end of the archive: two zero blocks. */
         if (rc == DL_OK && dl_write_all(fd, end, sizeof end) != 0)
@@ -496,6 +538,7 @@ int dl_oci_write(const struct dl_oci_input *in, const char *output, struct dl_oc
                 push_member(&members, &n_members,
                             dl_asprintf("blobs/sha256/%s", images[i].layer->digest), NULL, 0,
                             images[i].layer_path, images[i].layer->size);
+                members[n_members - 1].platform = i;
         }
         json_t *top;
         if (in->n_images == 0) {
@@ -545,10 +588,7 @@ int dl_oci_write(const struct dl_oci_input *in, const char *output, struct dl_oc
                     NULL, 0);
         push_member(&members, &n_members, dl_strdup("oci-layout"), layout, strlen(layout), NULL, 0);
         qsort(members, n_members, sizeof *members, compare_members);
-        char *streamed = in->stream ? dl_asprintf("blobs/sha256/%s", in->layer->digest) : NULL;
-        rc = write_tar(output, members, n_members, in->epoch, in->n_images ? NULL : in->stream,
-                       streamed, in->layer ? in->layer->size : 0, &out->size, err);
-        free(streamed);
+        rc = write_tar(output, members, n_members, in->epoch, in->stream, &out->size, err);
 
         memcpy(out->manifest_digest, top_hex, sizeof top_hex);
         memcpy(out->config_digest, blobs[docker].config_hex, sizeof out->config_digest);

@@ -20,18 +20,34 @@ struct dl_oci_image {
         const struct dl_keyvals *extra_env;
 };
 
-/* The output file of a single-platform build, begun before its layer is written so
- * that the layer writer puts the layer's bytes straight into it instead of the
- * build copying them afterwards. It contains the two directory entries, then room for
- * the layer's header; fd is where the layer's bytes go. */
+/* The output file, begun before the layers are written so that the layer writer
+ * puts each layer's bytes straight into it instead of the build copying them
+ * afterwards. It starts with the two directory entries; each layer is its header,
+ * filled in once the digest is known, its bytes and their padding. */
+struct dl_oci_stream_layer {
+        char digest[DL_SHA256_HEX];
+        uint64_t size;
+};
+
 struct dl_oci_stream {
         char *tmp; /* the temporary output file, renamed by dl_oci_write */
-        int fd;
+        int fd;    /* positioned where the next bytes go */
         long long epoch;
+        uint64_t end;          /* bytes of the finished parts */
+        uint64_t layer_header; /* where the open layer's header goes */
+        struct dl_oci_stream_layer *layers;
+        size_t n_layers;
 };
 
 int dl_oci_stream_open(const char *output, long long epoch, struct dl_oci_stream *s,
                        struct dl_error *err);
+/* Leave room for a layer's header; the layer's bytes follow at fd. */
+int dl_oci_stream_begin_layer(struct dl_oci_stream *s, struct dl_error *err);
+/* Finish the layer begun last: its header and padding. A layer with the digest of
+ * an earlier one (a platform with only Architecture: all packages) is cut off
+ * again, since the archive contains each blob once. */
+int dl_oci_stream_end_layer(struct dl_oci_stream *s, const char *digest, uint64_t size,
+                            struct dl_error *err);
 /* Remove the temporary file of a stream that dl_oci_write did not finish. */
 void dl_oci_stream_close(struct dl_oci_stream *s);
 
@@ -52,8 +68,8 @@ struct dl_oci_input {
         const char *layer_path;             /* the gzip blob */
         const struct dl_layer *layer;
         size_t n_packages;
-        /* A single-platform build's output, which already holds the layer's bytes; or
-         * NULL. dl_oci_write finishes it, and the stream is done with. */
+        /* The output with every platform's layer in it already, or NULL.
+         * dl_oci_write finishes it, and the stream is done with. */
         struct dl_oci_stream *stream;
 };
 

@@ -1097,10 +1097,46 @@ podman_load() {
         podman_cmd rmi lock-multi:latest >/dev/null
 }
 
+# unique_members IMAGE: no member name appears twice in the image tarball, and
+# every blob matches its name.
+unique_members() {
+        python3 - "$1" <<'PY'
+import collections
+import hashlib
+import sys
+import tarfile
+
+with tarfile.open(sys.argv[1]) as tar:
+    members = tar.getmembers()
+    twice = [n for n, c in collections.Counter(m.name for m in members).items() if c > 1]
+    if twice:
+        sys.exit("members named twice: %s" % ", ".join(twice))
+    for m in members:
+        if m.isfile() and m.name.startswith("blobs/sha256/"):
+            digest = hashlib.sha256(tar.extractfile(m).read()).hexdigest()
+            if m.name != "blobs/sha256/" + digest:
+                sys.exit("%s has sha256 %s" % (m.name, digest))
+PY
+}
+
 case_multiarch() {
         section "several architectures"
         local spec=$SPECS/multi/multi.yaml
         write_spec "$spec" lock-multi '[lk-app]'
+
+        # Only an Architecture: all package: both platforms have the same layer,
+        # which the archive contains once, whether it was just written or reused.
+        local same=$SPECS/multi-same/multi-same.yaml
+        write_spec "$same" lock-multi-same '[lk-common]'
+        run_build multi-same "$same" "$CACHE/multi-same"
+        expect_build multi-same
+        check "multi-same: each member once, blobs match their names" \
+                unique_members "$OUT/multi-same/image.tar"
+        check "multi-same: skopeo reads the image index" \
+                skopeo_raw_index "$OUT/multi-same/image.tar" amd64 arm64
+        run_build multi-same-warm "$same" "$CACHE/multi-same"
+        expect_build multi-same-warm
+        check "multi-same-warm: same image as the first build" same_image multi-same-warm multi-same
 
         run_build multi "$spec" "$CACHE/multi"
         expect_build multi

@@ -183,7 +183,7 @@ static bool record_contents_match(const struct dl_deb_record *rec, int fd)
         return true;
 }
 
-/* Load a job's record from the cache; false when it is missing or damaged. */
+/* Load a job's record from the cache. Returns false when it is missing or damaged. */
 static bool load_record(const struct unpack_pool *p, struct unpack_job *j)
 {
         char *path = record_path(p, j);
@@ -259,7 +259,7 @@ static int unpack_job(const struct unpack_pool *p, struct unpack_job *j)
 }
 
 /* The first job whose .deb is ready and that no thread has taken, in the queue's
- * order; NULL when there is none now. Called with the lock held. */
+ * order, or NULL when there is none now. Called with the lock held. */
 static struct unpack_job *next_job(struct unpack_pool *p)
 {
         for (size_t k = 0; k < p->n; k++) {
@@ -312,7 +312,7 @@ static void pool_ready(void *user, const char *sha256)
         }
 }
 
-/* The finished job of a package, waiting for it; NULL with err on failure. */
+/* Wait for the job of a package and return it, or NULL with err on failure. */
 static const struct unpack_job *pool_wait(struct unpack_pool *p, const char *sha256,
                                           struct dl_error *err)
 {
@@ -902,7 +902,7 @@ static void pool_start(struct build *b, struct unpack_pool *p)
         p->cache = &b->cache;
         p->opts = (struct dl_unpack_options){b->spec.merged_usr, b->spec.max_file_size,
                                              &b->spec.paths_exclude, &b->spec.paths_include};
-        /* Everything besides the .deb that changes a record; the version line changes
+        /* Everything besides the .deb that changes a record. The version line changes
          * with the record's format. */
         struct dl_buf key = {0};
         dl_buf_printf(&key, "\ndistill unpacked record 1\nmerged_usr %d\nfile_size %llu\n",
@@ -965,7 +965,7 @@ static long long default_epoch(const struct build *b)
         return newest >= 0 ? newest : 0;
 }
 
-/* Fetch every platform's packages; each starts to unpack as soon as it is in the
+/* Fetch every platform's packages. Each starts to unpack as soon as it is in the
  * cache. */
 static int fetch_all(struct build *b, const struct dl_build_options *o, struct dl_error *err)
 {

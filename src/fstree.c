@@ -197,7 +197,7 @@ int dl_fstree_make_parents(struct dl_fstree *t, const char *path, const char *wh
 
 /* A failed write into a blob, named by the staging directory so that the user sees
  * which file system filled up. */
-int dl_fstree_write_error(const struct dl_fstree *t, const char *path, struct dl_error *err)
+static int write_error(const struct dl_fstree *t, const char *path, struct dl_error *err)
 {
         int saved = errno;
         char *label = dl_asprintf("cannot stage /%s in", path);
@@ -217,10 +217,10 @@ int dl_fstree_write_file(struct dl_fstree *t, const char *path, const void *data
         if (node && !node->removed && node->type == DL_NODE_DIR)
                 return dl_fail(err, DL_ESPEC,
                                "cannot write the file /%s: the image has a directory there", path);
-        /* Appended to the tree's own blob; a file written again leaves its old
+        /* Appended to the tree's own blob. A file written again leaves its old
          * contents there unused. */
         if (dl_write_all(t->blob_fds[0], data, n) != 0)
-                return dl_fstree_write_error(t, path, err);
+                return write_error(t, path, err);
         node = dl_fstree_put(t, path);
         free(node->target);
         node->target = NULL;

@@ -44,7 +44,6 @@ struct dl_member_ref {
  * the finished members in order, so the tar is made while earlier groups compress. */
 struct sink {
         FILE *out;
-        const char *path;
         const struct dl_layer_options *opts;
         struct dl_sha256 *tar_hash;
         struct dl_sha256 *blob_hash;
@@ -90,8 +89,9 @@ static const struct dl_member_ref *find_member(const struct dl_member_index *idx
         return bsearch(&probe, idx->refs, idx->n, sizeof *idx->refs, compare_refs);
 }
 
-/* Copy the member of an earlier layer with the group's key. Its gzip header and the
- * size in its trailer are checked, so a damaged blob is compressed anew instead. */
+/* Copy the member of an earlier layer with the group's key. The blob is checked
+ * against its digest before the first copy from it, and each member's gzip header
+ * and size after reading, so a damaged blob means compressing anew. */
 static bool copy_member(const struct sink *s, struct group *g)
 {
         struct dl_member_index *idx = s->opts->reuse;
@@ -183,8 +183,8 @@ static struct group *new_group(struct sink *s)
         return g;
 }
 
-/* Write the oldest group once it is compressed; with wait, block until it is. Returns
- * 1 when a group was written, 0 when none was ready, -1 on a write error. */
+/* Write the oldest group once it is compressed, and with wait, block until it is.
+ * Returns 1 when a group was written, 0 when none was ready, -1 on a write error. */
 static int write_oldest(struct sink *s, bool wait)
 {
         pthread_mutex_lock(&s->lock);
@@ -274,11 +274,13 @@ static la_ssize_t sink_write(struct archive *a, void *user, const void *data, si
         while (left > 0) {
                 if (!s->open) {
                         s->open = new_group(s);
-                        /* The key: the format, the entry the group opens in, and how far
-                         * into that entry's bytes it starts. */
-                        char at[96];
-                        snprintf(at, sizeof at, "%s level %d\nstart %llu\n",
-                                 archive_version_string(), DL_LAYER_LEVEL,
+                        /* The key: the tar writer and compressor with its level, the entry
+                         * the group opens in, and how far into that entry's bytes it
+                         * starts. Another libdeflate may compress to other bytes. */
+                        char at[128];
+                        snprintf(at, sizeof at, "%s libdeflate %s level %d\nstart %llu\n",
+                                 archive_version_string(), LIBDEFLATE_VERSION_STRING,
+                                 DL_LAYER_LEVEL,
                                  (unsigned long long)(s->tar_size + (n - left) - s->entry_start));
                         s->open->key_hash = dl_sha256_new();
                         dl_sha256_update(s->open->key_hash, at, strlen(at));
@@ -458,7 +460,6 @@ int dl_layer_write_with(const struct dl_fstree *t, long long epoch, const char *
 
         memset(out, 0, sizeof *out);
         s->opts = o ? o : &defaults;
-        s->path = path;
         s->out = fopen(path, "wb");
         if (!s->out) {
                 rc = dl_fail_errno(err, errno, "cannot create", path);
@@ -577,7 +578,7 @@ static char *index_dir(const struct dl_cache *c)
         return dl_path_join(c->dir, "members");
 }
 
-/* Parse one list; its entries point at fd number fd_index. */
+/* Parse one list, whose entries point at fd number fd_index. */
 static bool parse_index(const char *text, uint64_t blob_size, size_t fd_index,
                         struct dl_member_index *idx)
 {

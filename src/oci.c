@@ -426,8 +426,7 @@ int dl_oci_stream_end_layer(struct dl_oci_stream *s, const char *digest, uint64_
         if (failed)
                 return dl_fail_errno(err, errno ? errno : EIO, "cannot write", s->tmp);
         s->layers = dl_realloc(s->layers, (s->n_layers + 1) * sizeof *s->layers);
-        memcpy(s->layers[s->n_layers].digest, digest, DL_SHA256_HEX);
-        s->layers[s->n_layers++].size = size;
+        memcpy(s->layers[s->n_layers++].digest, digest, DL_SHA256_HEX);
         s->end = data_end + pad;
         return DL_OK;
 }

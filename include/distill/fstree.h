@@ -85,9 +85,6 @@ char *dl_fstree_normalize(const char *name, bool merged_usr, const char *what,
 int dl_fstree_make_parents(struct dl_fstree *t, const char *path, const char *what,
                            struct dl_error *err);
 
-/* Fill err for a failed write (errno) of path into a blob of the staging directory. */
-int dl_fstree_write_error(const struct dl_fstree *t, const char *path, struct dl_error *err);
-
 /* Write a whole regular file: contents to the tree's own blob, metadata in the table. */
 int dl_fstree_write_file(struct dl_fstree *t, const char *path, const void *data, size_t n,
                          unsigned mode, unsigned long uid, unsigned long gid, long long mtime,
@@ -100,8 +97,8 @@ int dl_fstree_add_dir(struct dl_fstree *t, const char *path, unsigned mode, unsi
 /* Mark path and everything below it removed. */
 void dl_fstree_remove(struct dl_fstree *t, const char *path);
 
-/* Hand the tree an open, readable blob file; it is closed with the tree. Returns
- * its index for dl_node.blob. */
+/* Hand the tree an open, readable blob file, which the tree closes. Returns its
+ * index for dl_node.blob. */
 unsigned dl_fstree_add_blob(struct dl_fstree *t, int fd);
 /* Pass the contents of the regular file n to sink, in pieces. */
 int dl_fstree_copy_contents(const struct dl_fstree *t, const struct dl_node *n,

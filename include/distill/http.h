@@ -32,7 +32,7 @@ struct dl_http_job {
         long status;
         char *error; /* message when result != DL_OK */
         /* Called on the calling thread as soon as this job's body is complete, while
-         * other jobs may still run; NULL for none. */
+         * other jobs may still run, or NULL. */
         void (*on_done)(struct dl_http_job *job, void *user);
         void *user;
 };

@@ -48,7 +48,8 @@ struct dl_member_index {
 };
 
 /* Load the member lists stored in the cache (members/DIGEST.idx) whose layer blob
- * is still there. Damaged lists are skipped; nothing here fails a build. */
+ * is still there. A damaged list is removed with a warning, and nothing here fails
+ * a build. */
 void dl_member_index_load(const struct dl_cache *c, struct dl_member_index *idx);
 void dl_member_index_free(struct dl_member_index *idx);
 /* Store the member list of l, whose blob the cache holds, and remove the lists of

@@ -20,15 +20,15 @@ struct dl_oci_image {
         const struct dl_keyvals *extra_env;
 };
 
-/* The output file, begun before the layers are written so that the layer writer
- * puts each layer's bytes straight into it instead of the build copying them
- * afterwards. It starts with the two directory entries; each layer is its header,
- * filled in once the digest is known, its bytes and their padding. */
+/* A layer already written into a stream. */
 struct dl_oci_stream_layer {
         char digest[DL_SHA256_HEX];
-        uint64_t size;
 };
 
+/* The output file, begun before the layers are written so that the layer writer
+ * puts each layer's bytes straight into it instead of the build copying them
+ * afterwards. It starts with the two directory entries. Each layer is its header,
+ * filled in once the digest is known, its bytes and their padding. */
 struct dl_oci_stream {
         char *tmp; /* the temporary output file, renamed by dl_oci_write */
         int fd;    /* positioned where the next bytes go */
@@ -39,9 +39,10 @@ struct dl_oci_stream {
         size_t n_layers;
 };
 
+/* Create the temporary output file next to output, with the two directory entries. */
 int dl_oci_stream_open(const char *output, long long epoch, struct dl_oci_stream *s,
                        struct dl_error *err);
-/* Leave room for a layer's header; the layer's bytes follow at fd. */
+/* Leave room for a layer's header. The layer's bytes follow at fd. */
 int dl_oci_stream_begin_layer(struct dl_oci_stream *s, struct dl_error *err);
 /* Finish the layer begun last: its header and padding. A layer with the digest of
  * an earlier one (a platform with only Architecture: all packages) is cut off

@@ -51,7 +51,7 @@ int dl_sha256_file(const char *path, char hex[DL_SHA256_HEX], uint64_t *size, st
 bool dl_is_sha256_hex(const char *s);
 
 int dl_read_file(const char *path, struct dl_buf *out, struct dl_error *err);
-/* Write all n bytes to fd, retrying short writes; 0, or -1 with errno set. */
+/* Write all n bytes to fd, retrying short writes. Returns 0, or -1 with errno set. */
 int dl_write_all(int fd, const void *data, size_t n);
 /* Write data to path through a temporary file in the same directory, fsync, rename. */
 int dl_write_file_atomic(const char *path, const void *data, size_t n, int mode,

@@ -752,7 +752,7 @@ check_other_failures() {
         check "rootfs-busy: nothing downloaded" no_cached_packages "$WORK/cache/rootfs-busy"
         check "rootfs-busy: the directory is untouched" test "$(ls -A "$WORK/rootfs-busy")" = file
         # A filter that drops a file with a second name: both names go, with a warning
-        # that says how to keep them.
+        # that tells how to keep them.
         local hl_spec=$WORK/specs/filtered-link/spec.yaml
         write_small_spec "$hl_spec" fixture "$keyring" fx-base -- 'paths:' '  exclude: [/usr/bin/fx-a]'
         run_distill filtered-link -- build "$hl_spec" -o "$OUT/filtered-link.tar" \

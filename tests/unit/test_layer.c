@@ -667,7 +667,7 @@ static void test_layer_reuses_members(void **state)
         assert_int_equal(fclose(fp), 0);
         dl_member_index_store(&cache, &a);
 
-        /* One file changes; the others keep their members. */
+        /* One file changes, and the others keep their members. */
         write_big(&t, "opt/big/f2", 99);
         char *fresh = tu_asprintf("%s/fresh.tar.gz", dir);
         char *reused = tu_asprintf("%s/reused.tar.gz", dir);

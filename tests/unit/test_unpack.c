@@ -166,7 +166,7 @@ static void test_read_record(void **state)
         assert_true(dl_strlist_contains(&f->rec.ctl.scripts, "postinst"));
         assert_null(f->rec.ctl.md5sums);
 
-        /* merged /usr moves bin/ under usr/; the filter drops the copyright. */
+        /* Merged /usr moves bin/ under usr/, and the filter drops the copyright. */
         const struct dl_deb_entry *tool = find_entry(&f->rec, "usr/bin/tool");
         assert_int_equal(tool->type, DL_NODE_FILE);
         assert_int_equal(tool->mode, 04755);
@@ -315,8 +315,8 @@ static void test_merge_into_tree(void **state)
         free(stage);
 }
 
-/* A record names what a package ships; a package that ships a whiteout or an
- * absolute path fails to read, with the package named. */
+/* A package that ships a whiteout name fails to read, and the error names the
+ * package. */
 static void test_read_rejects_whiteout(void **state)
 {
         struct fixture *f = *state;

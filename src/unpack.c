@@ -744,7 +744,7 @@ int dl_deb_record_load(const void *data, size_t len, struct dl_deb_record *rec,
                         if (!name || !value)
                                 c.bad = true;
                 }
-                if (!en->path || type > (DL_NODE_FIFO | 0x100u) ||
+                if (!en->path || (type & 0xffu) > DL_NODE_FIFO || (type & ~0x1ffu) != 0 ||
                     (en->type == DL_NODE_FILE && en->offset + en->size > rec->data_size))
                         c.bad = true;
         }

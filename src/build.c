@@ -385,6 +385,7 @@ struct platform {
         bool have_tree;
         char *rootfs;
         char *layer_path;
+        uint64_t layer_offset; /* where the blob starts in layer_path */
         struct dl_layer layer;
         bool ca_bundle;
         struct dl_oci_stream *stream; /* the output, when the layer goes straight into it */
@@ -746,7 +747,6 @@ static bool reuse_layer(struct build *b, struct platform *pl, long long epoch)
         struct dl_layer l = {0};
         bool ca_bundle = json_is_true(json_object_get(j, "ca_bundle"));
         char want[DL_SHA256_HEX];
-        struct stat st;
         bool ok = digest && diff && check && dl_is_sha256_hex(digest) && dl_is_sha256_hex(diff);
         if (ok) {
                 memcpy(l.digest, digest, DL_SHA256_HEX);
@@ -756,49 +756,37 @@ static bool reuse_layer(struct build *b, struct platform *pl, long long epoch)
                 layer_check(&l, ca_bundle, want);
                 ok = strcmp(want, check) == 0;
         }
-        char *blob = ok ? dl_cache_path(&b->cache, digest) : NULL;
-        ok = ok && stat(blob, &st) == 0 && (uint64_t)st.st_size == l.size;
+        struct dl_cache_blob blob = {0};
+        ok = ok && dl_cache_blob_find(&b->cache, digest, &blob) && blob.size == l.size;
         if (j && !ok) {
                 dl_warn("the finished layer record %s is damaged; removing it and building the "
                         "layer again",
                         key);
                 unlink(key);
         }
-        ok = ok && dl_cache_valid(&b->cache, digest);
+        ok = ok && dl_cache_blob_valid(&b->cache, digest);
         if (ok) {
                 pl->layer = l;
                 pl->ca_bundle = ca_bundle;
-                pl->layer_path = blob;
-                blob = NULL;
+                pl->layer_path = blob.path;
+                pl->layer_offset = blob.offset;
+                blob.path = NULL;
                 dl_info("reusing the finished %s layer from the cache", pl->arch);
         }
-        free(blob);
+        dl_cache_blob_free(&blob);
         json_decref(j);
         free(key);
         return ok;
 }
 
-/* Keep a platform's finished layer in the cache: its blob and member list, for
- * later builds to copy members from, and under its key when it has one, for the
- * next build with the same inputs. */
-static void store_layer(struct build *b, struct platform *pl, long long epoch)
+/* Keep a platform's finished layer in the cache: its blob, which the finished
+ * image archive output holds, and its member list, for later builds to copy
+ * members from, and under its key when it has one, for the next build with the
+ * same inputs. */
+static void store_layer(struct build *b, struct platform *pl, long long epoch, const char *output)
 {
         struct dl_error ignored;
-        char *tmp = dl_cache_tmp_path(&b->cache);
-        bool ok = link(pl->layer_path, tmp) == 0;
-        if (!ok) {
-                /* Another file system: copy instead of linking. */
-                struct dl_buf data = {0};
-                ok = dl_read_file(pl->layer_path, &data, &ignored) == DL_OK &&
-                     dl_write_file_unsynced(tmp, data.data, data.len, 0644, &ignored) == DL_OK;
-                dl_buf_free(&data);
-        }
-        /* The layer writer computed the digest while writing the file. */
-        ok = ok && dl_cache_adopt(&b->cache, tmp, pl->layer.digest, &ignored) == DL_OK;
-        unlink(tmp);
-        dl_cleanup_forget(tmp);
-        free(tmp);
-        if (!ok)
+        if (dl_cache_store_blob_of(&b->cache, output, pl->layer.digest, &ignored) != DL_OK)
                 return;
         dl_member_index_store(&b->cache, &pl->layer);
         char *key = layer_key(b, pl, epoch);
@@ -853,7 +841,9 @@ static int make_platform(struct build *b, const struct dl_build_options *o, stru
         /* With --rootfs the tree is written out; otherwise contents stay in the blob. */
         if (o->rootfs && (rc = dl_fstree_materialize(&pl->tree, err)))
                 return rc;
-        pl->layer_path = dl_asprintf("%s/layer-%s.tar.gz", b->workdir, pl->arch);
+        /* With a stream the layer goes into the output alone. */
+        pl->layer_path =
+            pl->stream ? NULL : dl_asprintf("%s/layer-%s.tar.gz", b->workdir, pl->arch);
         /* Members of earlier layers in the cache are copied instead of compressed. */
         struct dl_member_index reuse;
         dl_member_index_load(&b->cache, &reuse);
@@ -1081,9 +1071,6 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result, s
                 rc = fetch_all(&b, o, err);
                 for (size_t i = 0; i < b.n_platforms && rc == DL_OK; i++) {
                         rc = make_platform(&b, o, &b.platforms[i], epoch, err);
-                        if (rc == DL_OK)
-                                store_layer(&b, &b.platforms[i], epoch);
-                        dl_debug("%s: stored the layer in the cache", b.platforms[i].arch);
                 }
                 pool_stop(&pool);
                 b.pool = NULL;
@@ -1100,8 +1087,12 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result, s
         for (size_t i = 0; i < b.n_platforms; i++) {
                 struct platform *pl = &b.platforms[i];
                 images[i] =
-                    (struct dl_oci_image){pl->arch, pl->layer_path, &pl->layer, pl->res.n_packages,
-                                          pl->ca_bundle && !spec_sets_ssl ? &extra_env : NULL};
+                    (struct dl_oci_image){pl->arch,
+                                          pl->layer_path,
+                                          &pl->layer,
+                                          pl->res.n_packages,
+                                          pl->ca_bundle && !spec_sets_ssl ? &extra_env : NULL,
+                                          pl->layer_offset};
         }
         struct dl_oci_input oi = {
             .spec = &b.spec, .ref = ref, .user = user, .epoch = epoch, .docker_image = docker};
@@ -1110,6 +1101,7 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result, s
         if (b.n_platforms == 1) {
                 oi.arch = images[0].arch;
                 oi.layer_path = images[0].layer_path;
+                oi.layer_offset = images[0].layer_offset;
                 oi.layer = images[0].layer;
                 oi.n_packages = images[0].n_packages;
                 oi.extra_env = images[0].extra_env;
@@ -1121,6 +1113,10 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result, s
         rc = dl_oci_write(&oi, output, & or, err);
         free(images);
         dl_debug("wrote the image archive");
+        for (size_t i = 0; i < b.n_platforms && rc == DL_OK && !all_reused; i++) {
+                store_layer(&b, &b.platforms[i], epoch, output);
+                dl_debug("%s: stored the layer in the cache", b.platforms[i].arch);
+        }
         if (rc == DL_OK && o->sbom) {
                 struct dl_sbom_platform *sp = dl_calloc(b.n_platforms, sizeof *sp);
                 for (size_t i = 0; i < b.n_platforms; i++)

@@ -140,3 +140,157 @@ int dl_cache_adopt(const struct dl_cache *c, const char *tmp, const char *sha256
         free(dest);
         return rc;
 }
+
+/* Layer blobs ------------------------------------------------------------------ */
+
+static char *image_path(const struct dl_cache *c, const char *digest)
+{
+        return dl_asprintf("%s/images/%s.tar", c->dir, digest);
+}
+
+/* A ustar numeric field: octal digits (leading spaces allowed, ended by a space or
+ * NUL), or the base-256 form, flagged by the high bit of the first byte. */
+static bool tar_number(const unsigned char *f, size_t n, uint64_t *v)
+{
+        size_t i = 0;
+        bool any = false;
+        *v = 0;
+        if (f[0] & 0x80) {
+                for (i = 1; i < n; i++) {
+                        if (*v >> 56)
+                                return false;
+                        *v = *v << 8 | f[i];
+                }
+                return true;
+        }
+        while (i < n && f[i] == ' ')
+                i++;
+        for (; i < n && f[i] >= '0' && f[i] <= '7'; i++, any = true) {
+                if (*v >> 61)
+                        return false;
+                *v = *v << 3 | (uint64_t)(f[i] - '0');
+        }
+        return any && (i == n || f[i] == ' ' || f[i] == '\0');
+}
+
+/* Find the regular member name (shorter than 100 bytes) in the tar archive fd: where
+ * its bytes start and how many there are. The archives are dl_oci_write's, plain
+ * ustar headers; any other header ends the search. */
+static bool tar_find(int fd, const char *name, uint64_t *offset, uint64_t *size)
+{
+        size_t len = strlen(name);
+        unsigned char h[512];
+        uint64_t at = 0, n;
+        /* Bounded: an image archive has a few members per platform. */
+        for (int i = 0; i < 4096 && len < 100; i++) {
+                if (pread(fd, h, sizeof h, (off_t)at) != (ssize_t)sizeof h || h[0] == '\0' ||
+                    memcmp(h + 257, "ustar", 5) != 0 || !tar_number(h + 124, 12, &n) ||
+                    n > UINT64_MAX / 2)
+                        return false;
+                if ((h[156] == '0' || h[156] == '\0') && h[345] == '\0' &&
+                    memcmp(h, name, len) == 0 && h[len] == '\0') {
+                        *offset = at + sizeof h;
+                        *size = n;
+                        return true;
+                }
+                at += sizeof h + (n + 511) / 512 * 512;
+        }
+        return false;
+}
+
+bool dl_cache_blob_find(const struct dl_cache *c, const char *digest, struct dl_cache_blob *b)
+{
+        struct stat st;
+        memset(b, 0, sizeof *b);
+        b->path = dl_cache_path(c, digest);
+        if (stat(b->path, &st) == 0 && S_ISREG(st.st_mode)) {
+                b->size = (uint64_t)st.st_size;
+                return true;
+        }
+        free(b->path);
+        b->path = image_path(c, digest);
+        int fd = open(b->path, O_RDONLY | O_CLOEXEC);
+        char *member = dl_asprintf("blobs/sha256/%s", digest);
+        bool ok = fd >= 0 && fstat(fd, &st) == 0 && tar_find(fd, member, &b->offset, &b->size) &&
+                  b->offset <= (uint64_t)st.st_size && b->size <= (uint64_t)st.st_size - b->offset;
+        if (fd >= 0)
+                close(fd);
+        free(member);
+        if (!ok)
+                dl_cache_blob_free(b);
+        return ok;
+}
+
+void dl_cache_blob_free(struct dl_cache_blob *b)
+{
+        free(b->path);
+        memset(b, 0, sizeof *b);
+}
+
+bool dl_cache_blob_valid(const struct dl_cache *c, const char *digest)
+{
+        if (dl_cache_has(c, digest) && dl_cache_valid(c, digest))
+                return true;
+        char *image = image_path(c, digest);
+        struct dl_cache_blob b;
+        char got[DL_SHA256_HEX] = "";
+        bool found = dl_cache_blob_find(c, digest, &b) && b.offset > 0;
+        int fd = found ? open(b.path, O_RDONLY | O_CLOEXEC) : -1;
+        bool ok =
+            fd >= 0 && dl_sha256_range(fd, b.offset, b.size, got) == 0 && strcmp(got, digest) == 0;
+        if (fd >= 0)
+                close(fd);
+        if (!ok && access(image, F_OK) == 0) {
+                /* The entry is a link to an output, which someone may have changed in
+                 * place since. */
+                dl_warn("cache entry %s is corrupt: it no longer holds the layer blob %s (was "
+                        "the image archive it links to changed in place?); removing it, so "
+                        "that the build makes the layer again",
+                        image, digest);
+                unlink(image);
+        }
+        dl_cache_blob_free(&b);
+        free(image);
+        return ok;
+}
+
+int dl_cache_store_blob_of(const struct dl_cache *c, const char *archive, const char *digest,
+                           struct dl_error *err)
+{
+        char *dir = dl_path_join(c->dir, "images");
+        char *dest = image_path(c, digest);
+        char *tmp = dl_cache_tmp_path(c);
+        char *member = dl_asprintf("blobs/sha256/%s", digest);
+        uint64_t offset = 0, size = 0;
+        int in = -1, out = -1;
+        int rc = dl_mkdir_p(dir, 0755, err);
+
+        if (rc == DL_OK && (in = open(archive, O_RDONLY | O_CLOEXEC)) < 0)
+                rc = dl_fail_errno(err, errno, "cannot open", archive);
+        if (rc == DL_OK && !tar_find(in, member, &offset, &size))
+                rc = dl_fail(err, DL_EINTERNAL, "%s has no member %s", archive, member);
+        if (rc == DL_OK && link(archive, tmp) == 0) {
+                if (rename(tmp, dest) != 0)
+                        rc = dl_fail_errno(err, errno, "cannot store the cache entry", dest);
+                goto out;
+        }
+        /* Another file system, or one without hard links: copy the blob alone. */
+        if (rc == DL_OK && (out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0)
+                rc = dl_fail_errno(err, errno, "cannot create", tmp);
+        if (rc == DL_OK && dl_copy_range(in, offset, out, size) != 0)
+                rc = dl_fail_errno(err, errno, "cannot write", tmp);
+        if (out >= 0 && close(out) != 0 && rc == DL_OK)
+                rc = dl_fail_errno(err, errno, "cannot write", tmp);
+        if (rc == DL_OK)
+                rc = dl_cache_adopt(c, tmp, digest, err);
+out:
+        if (in >= 0)
+                close(in);
+        unlink(tmp);
+        dl_cleanup_forget(tmp);
+        free(tmp);
+        free(member);
+        free(dest);
+        free(dir);
+        return rc;
+}

@@ -100,13 +100,14 @@ static bool copy_member(const struct sink *s, struct group *g)
                 return false;
         pthread_mutex_lock(&idx->lock);
         if (idx->checked[r->fd] == 0)
-                idx->checked[r->fd] = dl_cache_valid(idx->cache, idx->digests[r->fd]) ? 1 : -1;
+                idx->checked[r->fd] = dl_cache_blob_valid(idx->cache, idx->digests[r->fd]) ? 1 : -1;
         bool usable = idx->checked[r->fd] > 0;
         pthread_mutex_unlock(&idx->lock);
         if (!usable)
                 return false;
         unsigned char *buf = g->out;
-        ssize_t got = pread(idx->fds[r->fd], buf, (size_t)r->length, (off_t)r->offset);
+        ssize_t got =
+            pread(idx->fds[r->fd], buf, (size_t)r->length, (off_t)(idx->bases[r->fd] + r->offset));
         const unsigned char *t = buf + r->length - 4;
         uint32_t isize =
             (uint32_t)t[0] | (uint32_t)t[1] << 8 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 24;
@@ -207,7 +208,7 @@ static int write_oldest(struct sink *s, bool wait)
                 rc = -1;
         } else if (!s->error) {
                 dl_sha256_update(s->blob_hash, g->out, g->out_len);
-                if (fwrite(g->out, 1, g->out_len, s->out) != g->out_len) {
+                if (s->out && fwrite(g->out, 1, g->out_len, s->out) != g->out_len) {
                         s->error = errno ? errno : EIO;
                         rc = -1;
                 } else if (s->opts->tee && dl_write_all(s->opts->tee_fd, g->out, g->out_len) != 0) {
@@ -459,9 +460,13 @@ int dl_layer_write_with(const struct dl_fstree *t, long long epoch, const char *
         int rc = DL_OK;
 
         memset(out, 0, sizeof *out);
+        if (!path && !(o && o->tee)) {
+                free(s);
+                return dl_fail(err, DL_EINTERNAL, "a layer needs a file or a tee");
+        }
         s->opts = o ? o : &defaults;
-        s->out = fopen(path, "wb");
-        if (!s->out) {
+        s->out = path ? fopen(path, "wb") : NULL;
+        if (path && !s->out) {
                 rc = dl_fail_errno(err, errno, "cannot create", path);
                 free(s);
                 return rc;
@@ -513,9 +518,10 @@ out:
         /* A failed write is the cause of whatever failed after it: name the file. */
         if (s->error)
                 rc = dl_fail_errno(err, s->error, "cannot write",
-                                   s->tee_failed && s->opts->tee_path ? s->opts->tee_path : path);
+                                   (s->tee_failed || !path) && s->opts->tee_path ? s->opts->tee_path
+                                                                                 : path);
         else if (rc == -1)
-                rc = dl_fail_errno(err, EIO, "cannot write", path);
+                rc = dl_fail_errno(err, EIO, "cannot write", path ? path : s->opts->tee_path);
         archive_write_free(a);
         archive_entry_free(e);
         if (s->open) {
@@ -528,9 +534,9 @@ out:
                 free_group(s->spare[i]);
         free(nodes);
         free(s->threads);
-        if (fflush(s->out) != 0 && rc == DL_OK)
+        if (s->out && fflush(s->out) != 0 && rc == DL_OK)
                 rc = dl_fail_errno(err, errno, "cannot write", path);
-        if (fclose(s->out) != 0 && rc == DL_OK)
+        if (s->out && fclose(s->out) != 0 && rc == DL_OK)
                 rc = dl_fail_errno(err, errno, "cannot write", path);
         dl_sha256_final(s->tar_hash, out->diff_id);
         dl_sha256_final(s->blob_hash, out->digest);
@@ -544,7 +550,8 @@ out:
                 dl_debug("layer: %zu of %zu gzip members copied from earlier layers", s->reused,
                          out->n_members);
         if (rc) {
-                unlink(path);
+                if (path)
+                        unlink(path);
                 dl_layer_free(out);
         }
         pthread_mutex_destroy(&s->lock);
@@ -629,17 +636,19 @@ void dl_member_index_load(const struct dl_cache *c, struct dl_member_index *idx)
         while (d && (e = readdir(d))) {
                 if (!index_name(e->d_name, digest))
                         continue;
-                char *blob = dl_cache_path(c, digest);
+                struct dl_cache_blob blob;
                 char *list = dl_path_join(dir, e->d_name);
-                int fd = open(blob, O_RDONLY | O_CLOEXEC);
-                struct stat st;
+                int fd = dl_cache_blob_find(c, digest, &blob)
+                             ? open(blob.path, O_RDONLY | O_CLOEXEC)
+                             : -1;
                 struct dl_buf text = {0};
                 struct dl_error ignored;
-                if (fd >= 0 && fstat(fd, &st) == 0 &&
-                    dl_read_file(list, &text, &ignored) == DL_OK &&
-                    parse_index(dl_buf_str(&text), (uint64_t)st.st_size, idx->n_fds, idx)) {
+                if (fd >= 0 && dl_read_file(list, &text, &ignored) == DL_OK &&
+                    parse_index(dl_buf_str(&text), blob.size, idx->n_fds, idx)) {
                         size_t n = idx->n_fds + 1;
                         idx->fds = dl_realloc(idx->fds, n * sizeof *idx->fds);
+                        idx->bases = dl_realloc(idx->bases, n * sizeof *idx->bases);
+                        idx->bases[idx->n_fds] = blob.offset;
                         idx->digests = dl_realloc(idx->digests, n * sizeof *idx->digests);
                         idx->checked = dl_realloc(idx->checked, n * sizeof *idx->checked);
                         idx->fds[idx->n_fds] = fd;
@@ -657,7 +666,7 @@ void dl_member_index_load(const struct dl_cache *c, struct dl_member_index *idx)
                 }
                 dl_buf_free(&text);
                 free(list);
-                free(blob);
+                dl_cache_blob_free(&blob);
         }
         if (d)
                 closedir(d);
@@ -671,6 +680,7 @@ void dl_member_index_free(struct dl_member_index *idx)
         for (size_t i = 0; i < idx->n_fds; i++)
                 close(idx->fds[i]);
         free(idx->fds);
+        free(idx->bases);
         free(idx->digests);
         free(idx->checked);
         free(idx->refs);
@@ -722,7 +732,10 @@ void dl_member_index_store(const struct dl_cache *c, const struct dl_layer *l)
                         continue;
                 char *path = dl_path_join(dir, e->d_name);
                 struct stat st;
-                if (!dl_cache_has(c, digest) || stat(path, &st) != 0) {
+                struct dl_cache_blob blob;
+                bool have = dl_cache_blob_find(c, digest, &blob);
+                dl_cache_blob_free(&blob);
+                if (!have || stat(path, &st) != 0) {
                         unlink(path);
                         free(path);
                         continue;

@@ -153,6 +153,7 @@ struct member {
         const char *data;
         size_t len;
         const char *file;
+        uint64_t file_offset; /* where the member's bytes start in file */
         uint64_t file_size;
         size_t platform; /* layers: the platform's index */
 };
@@ -231,36 +232,6 @@ static int ustar_header(unsigned char h[512], const char *name, bool dir, uint64
         return 0;
 }
 
-/* Copy a file's bytes to out: in the kernel where it can, else through a buffer. */
-static int copy_file(int in, int out, uint64_t size)
-{
-        static char block[1 << 20];
-        uint64_t left = size;
-        while (left > 0) {
-                ssize_t n = copy_file_range(in, NULL, out, NULL,
-                                            (size_t)(left < (1u << 30) ? left : (1u << 30)), 0);
-                if (n > 0) {
-                        left -= (uint64_t)n;
-                        continue;
-                }
-                if (n == 0 ||
-                    (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP))
-                        return n == 0 ? (errno = EIO, -1) : -1;
-                break; /* not on these file systems: copy through user space */
-        }
-        while (left > 0) {
-                ssize_t r = read(in, block, left < sizeof block ? (size_t)left : sizeof block);
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r <= 0)
-                        return r == 0 ? (errno = EIO, -1) : -1;
-                if (dl_write_all(out, block, (size_t)r) != 0)
-                        return -1;
-                left -= (uint64_t)r;
-        }
-        return 0;
-}
-
 static int add_member(int fd, const struct member *m, long long epoch, const char *tmp,
                       uint64_t *offset, struct dl_error *err)
 {
@@ -283,10 +254,11 @@ static int add_member(int fd, const struct member *m, long long epoch, const cha
                 if (in < 0)
                         return dl_fail_errno(err, errno, "cannot open", m->file);
                 int rc = DL_OK;
-                if (fstat(in, &st) != 0 || (uint64_t)st.st_size != size)
+                if (fstat(in, &st) != 0 || (uint64_t)st.st_size < m->file_offset ||
+                    (uint64_t)st.st_size - m->file_offset < size)
                         rc = dl_fail(err, DL_EIO, "%s changed size while writing the image",
                                      m->file);
-                else if (copy_file(in, fd, size) != 0)
+                else if (dl_copy_range(in, m->file_offset, fd, size) != 0)
                         rc = member_error(errno, m, tmp, err);
                 close(in);
                 if (rc)
@@ -363,7 +335,7 @@ static void push_member(struct member **v, size_t *n, char *name, const char *da
                         const char *file, uint64_t file_size)
 {
         *v = dl_realloc(*v, (*n + 1) * sizeof **v);
-        (*v)[(*n)++] = (struct member){name, data, len, file, file_size, 0};
+        (*v)[(*n)++] = (struct member){name, data, len, file, 0, file_size, 0};
 }
 
 int dl_oci_stream_open(const char *output, long long epoch, struct dl_oci_stream *s,
@@ -513,8 +485,8 @@ static int write_tar(const char *output, struct member *members, size_t n, long 
 int dl_oci_write(const struct dl_oci_input *in, const char *output, struct dl_oci_result *out,
                  struct dl_error *err)
 {
-        struct dl_oci_image single = {in->arch, in->layer_path, in->layer, in->n_packages,
-                                      in->extra_env};
+        struct dl_oci_image single = {in->arch,       in->layer_path, in->layer,
+                                      in->n_packages, in->extra_env,  in->layer_offset};
         const struct dl_oci_image *images = in->n_images ? in->images : &single;
         size_t n_images = in->n_images ? in->n_images : 1;
         size_t docker = in->n_images ? in->docker_image : 0;
@@ -537,6 +509,7 @@ int dl_oci_write(const struct dl_oci_input *in, const char *output, struct dl_oc
                 push_member(&members, &n_members,
                             dl_asprintf("blobs/sha256/%s", images[i].layer->digest), NULL, 0,
                             images[i].layer_path, images[i].layer->size);
+                members[n_members - 1].file_offset = images[i].layer_offset;
                 members[n_members - 1].platform = i;
         }
         json_t *top;

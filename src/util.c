@@ -225,6 +225,61 @@ void dl_sha256_raw(const void *data, size_t n, unsigned char out[32])
                 out_of_memory();
 }
 
+int dl_sha256_range(int fd, uint64_t offset, uint64_t size, char hex[DL_SHA256_HEX])
+{
+        static __thread char block[1 << 16];
+        struct dl_sha256 *h = dl_sha256_new();
+        while (size > 0) {
+                ssize_t n = pread(fd, block, size < sizeof block ? (size_t)size : sizeof block,
+                                  (off_t)offset);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        int saved = n == 0 ? EIO : errno;
+                        dl_sha256_final(h, hex);
+                        errno = saved;
+                        return -1;
+                }
+                dl_sha256_update(h, block, (size_t)n);
+                offset += (uint64_t)n;
+                size -= (uint64_t)n;
+        }
+        dl_sha256_final(h, hex);
+        return 0;
+}
+
+int dl_copy_range(int in, uint64_t offset, int out, uint64_t size)
+{
+        static __thread char block[1 << 16];
+        while (size > 0) {
+                loff_t at = (loff_t)offset;
+                ssize_t n = copy_file_range(in, &at, out, NULL,
+                                            (size_t)(size < (1u << 30) ? size : (1u << 30)), 0);
+                if (n > 0) {
+                        offset += (uint64_t)n;
+                        size -= (uint64_t)n;
+                        continue;
+                }
+                if (n == 0 ||
+                    (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP))
+                        return n == 0 ? (errno = EIO, -1) : -1;
+                break; /* not on these file systems: copy through user space */
+        }
+        while (size > 0) {
+                ssize_t r = pread(in, block, size < sizeof block ? (size_t)size : sizeof block,
+                                  (off_t)offset);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0)
+                        return r == 0 ? (errno = EIO, -1) : -1;
+                if (dl_write_all(out, block, (size_t)r) != 0)
+                        return -1;
+                offset += (uint64_t)r;
+                size -= (uint64_t)r;
+        }
+        return 0;
+}
+
 int dl_sha256_file(const char *path, char hex[DL_SHA256_HEX], uint64_t *size, struct dl_error *err)
 {
         char block[65536];

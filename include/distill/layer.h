@@ -36,7 +36,8 @@ struct dl_layer {
 struct dl_member_index {
         struct dl_member_ref *refs; /* sorted by key */
         size_t n;
-        int *fds; /* the layer blobs, open for reading */
+        int *fds;        /* the files holding the layer blobs, open for reading */
+        uint64_t *bases; /* where each blob starts in its file */
         char (*digests)[DL_SHA256_HEX];
         /* Per blob: 0 not checked yet, 1 matches its digest, -1 damaged. A blob is
          * checked when a member is first copied from it, because a member's own
@@ -83,6 +84,7 @@ void dl_layer_free(struct dl_layer *l);
  * count, and a group compressed before is copied from an earlier layer. */
 int dl_layer_write(const struct dl_fstree *t, long long epoch, const char *path,
                    struct dl_layer *out, struct dl_error *err);
+/* The same with options. With tee, path may be NULL: the blob goes to tee_fd alone. */
 int dl_layer_write_with(const struct dl_fstree *t, long long epoch, const char *path,
                         const struct dl_layer_options *o, struct dl_layer *out,
                         struct dl_error *err);

@@ -18,6 +18,7 @@ struct dl_oci_image {
         const struct dl_layer *layer;
         size_t n_packages;
         const struct dl_keyvals *extra_env;
+        uint64_t layer_offset; /* where the blob starts in layer_path */
 };
 
 /* A layer already written into a stream. */
@@ -67,6 +68,7 @@ struct dl_oci_input {
         const struct dl_keyvals *extra_env; /* added after the spec's env, or NULL */
         long long epoch;                    /* created time */
         const char *layer_path;             /* the gzip blob */
+        uint64_t layer_offset;              /* where it starts in layer_path */
         const struct dl_layer *layer;
         size_t n_packages;
         /* The output with every platform's layer in it already, or NULL.

@@ -53,6 +53,12 @@ bool dl_is_sha256_hex(const char *s);
 int dl_read_file(const char *path, struct dl_buf *out, struct dl_error *err);
 /* Write all n bytes to fd, retrying short writes. Returns 0, or -1 with errno set. */
 int dl_write_all(int fd, const void *data, size_t n);
+/* The SHA-256 of size bytes of fd from offset; -1 with errno when they cannot be
+ * read (EIO when the file ends first). */
+int dl_sha256_range(int fd, uint64_t offset, uint64_t size, char hex[DL_SHA256_HEX]);
+/* Copy size bytes of in, from offset, to out at its position: in the kernel where
+ * the file systems allow, else through a buffer. -1 with errno on failure. */
+int dl_copy_range(int in, uint64_t offset, int out, uint64_t size);
 /* Write data to path through a temporary file in the same directory, fsync, rename. */
 int dl_write_file_atomic(const char *path, const void *data, size_t n, int mode,
                          struct dl_error *err);

@@ -915,6 +915,42 @@ PY
 }
 
 # repro_same LABEL: run LABEL succeeded and wrote the same bytes as the baseline.
+# layers_in_cache ARCHIVE CACHE FORM: each layer blob of the image archive is in
+# CACHE in FORM: "linked" (images/DIGEST.tar is ARCHIVE itself, one inode, and no
+# copy under sha256/) or "copied" (sha256/DIGEST, and no images/DIGEST.tar).
+layers_in_cache() {
+        python3 - "$@" <<'PY'
+import json
+import os
+import sys
+import tarfile
+
+archive, cache, form = sys.argv[1:4]
+with tarfile.open(archive) as t:
+    manifests = json.load(t.extractfile("manifest.json"))
+layers = sorted({os.path.basename(l) for m in manifests for l in m["Layers"]})
+bad = []
+for digest in layers:
+    image = os.path.join(cache, "images", digest + ".tar")
+    plain = os.path.join(cache, "sha256", digest)
+    if form == "linked":
+        if not os.path.exists(image) or not os.path.samefile(image, archive):
+            bad.append("%s is not a link to %s" % (image, archive))
+        if os.path.exists(plain):
+            bad.append("%s exists: the blob was copied" % plain)
+    else:
+        if not os.path.isfile(plain):
+            bad.append("%s is missing" % plain)
+        if os.path.exists(image):
+            bad.append("%s exists" % image)
+if not layers:
+    bad.append("%s lists no layers" % archive)
+for line in bad:
+    print(line)
+sys.exit(1 if bad else 0)
+PY
+}
+
 repro_same() {
         local label=$1
         check "$label: exit status 0" exit_status "$label" 0
@@ -936,6 +972,26 @@ case_reproducible() {
         expect_build repro-cold
         check "repro-cold: created is the snapshot time" \
                 image_tool created "$OUT/repro-cold/image.tar" "$SNAPSHOT_CREATED" amd64 arm64
+
+        check "repro-cold: the cache links the output, with no copy of a layer" \
+                layers_in_cache "$OUT/repro-cold/image.tar" "$CACHE/repro" linked
+
+        # An output on another file system than the cache: the layer blobs are
+        # copied into the cache, and the next build reuses them.
+        local shm
+        shm=$(mktemp -d /dev/shm/distill-lock.XXXXXX)
+        run_distill repro-shm TMPDIR="$WORK/tmp" "${base[@]}" -- build "$spec" -o "$shm/image.tar" \
+                --cache "$CACHE/repro-shm" --mirror "$MIRROR" --locked
+        mkdir -p "$OUT/repro-shm"
+        cp "$shm/image.tar" "$OUT/repro-shm/image.tar" 2>/dev/null
+        rm -rf "$shm"
+        repro_same repro-shm
+        check "repro-shm: the layers copied into the cache" \
+                layers_in_cache "$OUT/repro-shm/image.tar" "$CACHE/repro-shm" copied
+        run_build repro-shm-warm "$spec" "$CACHE/repro-shm" "${base[@]}" -- --locked
+        repro_same repro-shm-warm
+        check "repro-shm-warm: finished layers from the cache" \
+                stderr_has repro-shm-warm "reusing the finished"
 
         run_build repro-warm "$spec" "$CACHE/repro" "${base[@]}" -- --locked
         repro_same repro-warm
@@ -976,8 +1032,26 @@ case_reproducible() {
         local list blob
         list=$(find "$CACHE/repro/members" -name '*.idx' | sort | head -n 1)
         [[ -n $list ]] || die "no member list in $CACHE/repro/members"
-        blob=$CACHE/repro/sha256/$(basename "$list" .idx)
-        flip_middle_byte "$blob"
+        # The blob is the member of an image archive, a link to the output of the
+        # last build that wrote it.
+        local digest
+        digest=$(basename "$list" .idx)
+        blob=$CACHE/repro/images/$digest.tar
+        [[ -f $blob ]] || die "no image archive $blob for the member list $list"
+        python3 - "$blob" "blobs/sha256/$digest" <<'PY' || die "cannot change $blob"
+import sys
+import tarfile
+
+path, name = sys.argv[1:3]
+with tarfile.open(path) as t:
+    member = t.getmember(name)
+middle = member.offset_data + member.size // 2
+with open(path, "r+b") as f:
+    f.seek(middle)
+    byte = f.read(1)[0]
+    f.seek(middle)
+    f.write(bytes([byte ^ 0x55]))
+PY
         rm -rf "$CACHE/repro/layers"
         run_build repro-blob "$spec" "$CACHE/repro" "${base[@]}" -- --locked
         repro_same repro-blob

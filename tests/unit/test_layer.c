@@ -598,27 +598,12 @@ static void test_layer_no_global_pax_header(void **state)
 
 /* Member reuse ------------------------------------------------------------ */
 
-/* size bytes that compress poorly, from a seed, so that every file fills groups. */
-static char *noise(size_t size, unsigned seed)
-{
-        char *p = malloc(size);
-        assert_non_null(p);
-        uint32_t x = 2463534242u ^ seed;
-        for (size_t i = 0; i < size; i++) {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                p[i] = (char)x;
-        }
-        return p;
-}
-
 #define BIG (3u << 20)
 
 static void write_big(struct dl_fstree *t, const char *path, unsigned seed)
 {
         struct dl_error err = {0};
-        char *data = noise(BIG, seed);
+        char *data = tu_noise(BIG, seed);
         if (dl_fstree_write_file(t, path, data, BIG, 0644, 0, 0, OLD_MTIME, &err) != DL_OK)
                 fail_msg("%s: %s", path, err.msg);
         free(data);

@@ -140,6 +140,22 @@ __attribute__((format(printf, 1, 2))) static inline char *tu_asprintf(const char
 }
 
 /* Create a fresh directory under $TMPDIR (or /tmp) and return its malloc'd path. */
+/* size bytes of xorshift32 output from a seed: data that compresses poorly and in
+ * which a changed byte shows. The caller frees it. */
+static inline char *tu_noise(size_t size, unsigned seed)
+{
+        char *p = malloc(size ? size : 1);
+        assert_non_null(p);
+        uint32_t x = 2463534242u ^ seed;
+        for (size_t i = 0; i < size; i++) {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                p[i] = (char)x;
+        }
+        return p;
+}
+
 static inline char *tu_mkdtemp(void)
 {
         const char *base = getenv("TMPDIR");

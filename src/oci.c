@@ -468,8 +468,10 @@ static int write_tar(const char *output, struct member *members, size_t n, long 
                 rc = dl_fail_errno(err, errno, "cannot write", tmp);
         if (rc == DL_OK && fchmod(fd, 0644) != 0)
                 rc = dl_fail_errno(err, errno, "cannot set the mode of", tmp);
-        if (rc == DL_OK && fsync(fd) != 0)
-                rc = dl_fail_errno(err, errno, "cannot write", tmp);
+        /* No fsync: every blob of the archive is checked against its digest where it
+         * is loaded, so an archive that a crash damaged fails there rather than
+         * being trusted, and a sync would make each build wait for the disk. The
+         * rename below still means no reader sees a partly written archive. */
         *size = offset + sizeof end;
         if (close(fd) != 0 && rc == DL_OK)
                 rc = dl_fail_errno(err, errno, "cannot write", tmp);

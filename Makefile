@@ -24,7 +24,7 @@ DEB_PACKAGES := build-essential pkg-config git \
 	libgpgme-dev libsolv-dev libsolvext-dev libyaml-dev libjansson-dev libssl-dev libcmocka-dev libdeflate-dev \
 	dpkg-dev apt-utils gnupg gpgv debian-archive-keyring ca-certificates curl python3 \
 	xz-utils zstd bzip2 skopeo umoci podman runc libfcgi-bin util-linux iproute2 passwd \
-	mmdebstrap time
+	mmdebstrap time lighttpd
 
 .PHONY: all deps check unit hermetic live lock-check sbom-check image image-locked clean format
 

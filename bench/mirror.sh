@@ -5,7 +5,7 @@
 # Usage: bench/mirror.sh
 #
 # The mirror keeps the archive's own layout, debian/... and debian-security/...,
-# so one http.server on 127.0.0.1 serves both archives, and a spec source URL is
+# so one server on 127.0.0.1 serves both archives, and a spec source URL is
 # sent there with --mirror URL=http://127.0.0.1:PORT/debian. It holds, for amd64:
 #   - dists/{bookworm,bookworm-updates,bookworm-security}/InRelease, Release and
 #     Release.gpg, byte for byte as the upstream mirror serves them, so their

@@ -256,6 +256,11 @@ for i in $(seq "$runs"); do
         # The floor: bench/floor.c's CPU time.
         xargs "$floor_bin" <"$work/debs.txt" >"$work/floor.out" || bench_die "bench/floor.c failed"
         sed -n 's/.*cpu_seconds=\([0-9.]*\).*/\1/p' "$work/floor.out" >>"$work/floor.cpu"
+        # Each round's figures, so that a drift of the machine shows.
+        last() { tail -n 1 "$1" | cut -d' ' -f1; }
+        echo "bench: round $i: cold $(last "$work/cold.res") s, warm $(last "$work/warm.res") s," \
+                "one change $(last "$work/change.res") s, mmdebstrap $(last "$work/mmdebstrap.res") s," \
+                "floor $(tail -n 1 "$work/floor.cpu") CPU s" >&2
 done
 
 mmdebstrap_bytes=$(stat -c %s "$work/mmdebstrap.tar")

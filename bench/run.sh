@@ -18,6 +18,7 @@
 #   5. the floor: the CPU time bench/floor.c spends decompressing every data.tar
 #      member, hashing the contents with SHA-256 and compressing them once with
 #      the layer writer's compressor and level, divided by the number of cores.
+# Before each measurement, sync(1) writes back the files the earlier ones left.
 # Wall times come from /usr/bin/time (or python3's resource module where it is
 # missing), as does the peak RSS of each distill run.
 #
@@ -65,6 +66,10 @@ fi
 measure() {
         local result=$1 log=$2
         shift 2
+        # Write back what the measurements before left dirty (mmdebstrap's tar, the
+        # deleted caches), so that the kernel's writeback of it does not run on the
+        # cores during this one.
+        sync
         if [ "$timer" = /usr/bin/time ]; then
                 /usr/bin/time -f '%e %U %S %M' -o "$work/time.out" "$@" >"$log" 2>&1 ||
                         bench_die "$* failed: $(tail -n 20 "$log")"

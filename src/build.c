@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libdeflate.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,14 +138,21 @@ struct unpack_pool {
         int n_threads;
 };
 
-/* The cache path of a job's record. */
-static char *record_path(const struct unpack_pool *p, const struct unpack_job *j)
+/* The cache key of a job's record: the .deb's digest with the unpack options. */
+static void record_key(const struct unpack_pool *p, const struct unpack_job *j,
+                       char key[DL_SHA256_HEX])
 {
-        char key[DL_SHA256_HEX];
         struct dl_sha256 *h = dl_sha256_new();
         dl_sha256_update(h, j->sha256, strlen(j->sha256));
         dl_sha256_update(h, p->options_key, strlen(p->options_key));
         dl_sha256_final(h, key);
+}
+
+/* The cache path of a job's record. */
+static char *record_path(const struct unpack_pool *p, const struct unpack_job *j)
+{
+        char key[DL_SHA256_HEX];
+        record_key(p, j, key);
         return dl_asprintf("%s/unpacked/%s", p->cache->dir, key);
 }
 
@@ -153,17 +161,19 @@ static char *record_path(const struct unpack_pool *p, const struct unpack_job *j
 static const char record_end[8] = "DLRECEND";
 #define TRAILER 16
 
-/* Whether every regular file of a record has the digest the record gives it. The
+/* Whether every regular file of a record has the CRC-32 the record gives it. The
  * layer takes its bytes from the data file while it may copy the gzip members of
- * an earlier layer keyed by those digests, so damaged contents must not pass. */
+ * an earlier layer keyed by where the contents come from, so damaged contents
+ * must not pass. A CRC-32 finds damage, which is what a local cache suffers; the
+ * record's key binds the contents to the .deb's SHA-256. */
 static bool record_contents_match(const struct dl_deb_record *rec, int fd)
 {
-        static __thread char block[1 << 17];
+        static __thread unsigned char block[1 << 17];
         for (size_t i = 0; i < rec->n_entries; i++) {
                 const struct dl_deb_entry *en = &rec->entries[i];
                 if (en->filtered || en->type != DL_NODE_FILE)
                         continue;
-                struct dl_sha256 *h = dl_sha256_new();
+                uint32_t crc = 0;
                 uint64_t off = en->offset, left = en->size;
                 while (left > 0) {
                         ssize_t r =
@@ -171,13 +181,11 @@ static bool record_contents_match(const struct dl_deb_record *rec, int fd)
                                   (off_t)off);
                         if (r <= 0)
                                 break;
-                        dl_sha256_update(h, block, (size_t)r);
+                        crc = (uint32_t)libdeflate_crc32(crc, block, (size_t)r);
                         off += (uint64_t)r;
                         left -= (uint64_t)r;
                 }
-                char hex[DL_SHA256_HEX];
-                dl_sha256_final(h, hex);
-                if (left > 0 || strcmp(hex, en->sha256) != 0)
+                if (left > 0 || crc != en->crc32)
                         return false;
         }
         return true;
@@ -288,6 +296,8 @@ static void *unpack_worker(void *arg)
                 pthread_mutex_unlock(&p->lock);
                 j->cached = load_record(p, j);
                 int rc = j->cached ? DL_OK : unpack_job(p, j);
+                if (rc == DL_OK)
+                        record_key(p, j, j->rec.id);
                 pthread_mutex_lock(&p->lock);
                 j->state = rc ? 3 : 2;
                 pthread_cond_broadcast(&p->done);
@@ -895,7 +905,7 @@ static void pool_start(struct build *b, struct unpack_pool *p)
         /* Everything besides the .deb that changes a record. The version line changes
          * with the record's format. */
         struct dl_buf key = {0};
-        dl_buf_printf(&key, "\ndistill unpacked record 1\nmerged_usr %d\nfile_size %llu\n",
+        dl_buf_printf(&key, "\ndistill unpacked record 2\nmerged_usr %d\nfile_size %llu\n",
                       b->spec.merged_usr, b->spec.max_file_size);
         for (size_t i = 0; i < b->spec.paths_exclude.n; i++)
                 dl_buf_printf(&key, "exclude %s\n", b->spec.paths_exclude.v[i]);

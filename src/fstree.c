@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libdeflate.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -235,7 +236,8 @@ int dl_fstree_write_file(struct dl_fstree *t, const char *path, const void *data
         node->blob = 0;
         node->offset = t->own_end;
         t->own_end += n;
-        dl_sha256_hex(data, n, node->sha256);
+        dl_sha256_hex(data, n, node->content_id);
+        node->crc32 = (uint32_t)libdeflate_crc32(0, data, n);
         node->md5[0] = '\0';
         return DL_OK;
 }
@@ -321,6 +323,25 @@ int dl_fstree_copy_contents(const struct dl_fstree *t, const struct dl_node *n,
                 size -= (uint64_t)r;
         }
         return DL_OK;
+}
+
+bool dl_fstree_same_bytes(const struct dl_fstree *t, unsigned blob_a, uint64_t offset_a,
+                          unsigned blob_b, uint64_t offset_b, uint64_t size)
+{
+        static __thread char a[1 << 16], b[1 << 16];
+        if (blob_a >= t->n_blobs || blob_b >= t->n_blobs)
+                return false;
+        while (size > 0) {
+                size_t want = size < sizeof a ? (size_t)size : sizeof a;
+                if (pread(t->blob_fds[blob_a], a, want, (off_t)offset_a) != (ssize_t)want ||
+                    pread(t->blob_fds[blob_b], b, want, (off_t)offset_b) != (ssize_t)want ||
+                    memcmp(a, b, want) != 0)
+                        return false;
+                offset_a += want;
+                offset_b += want;
+                size -= want;
+        }
+        return true;
 }
 
 static int append_to_buf(void *user, const void *data, size_t n)

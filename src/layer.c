@@ -365,7 +365,7 @@ static void begin_entry(struct sink *s, const struct dl_node *n, long long mtime
         dl_buf_printf(&d, "%s%c%d %o %lu %lu %lld %llu %u %u%c%s%c%s", n->path, 0, (int)n->type,
                       n->mode & 07777, n->uid, n->gid, mtime, (unsigned long long)n->size,
                       n->dev_major, n->dev_minor, 0, n->target ? n->target : "", 0,
-                      n->type == DL_NODE_FILE ? n->sha256 : "");
+                      n->type == DL_NODE_FILE ? n->content_id : "");
         for (size_t i = 0; i < n->n_xattrs; i++) {
                 dl_buf_printf(&d, "%cxattr %s %zu:", 0, n->xattrs[i].name, n->xattrs[i].size);
                 dl_buf_append(&d, n->xattrs[i].value, n->xattrs[i].size);

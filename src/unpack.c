@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <libdeflate.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,12 +289,12 @@ static void read_xattrs(struct archive_entry *e, struct dl_deb_entry *en)
 struct file_copy {
         struct reader *r;
         struct dl_deb_entry *en;
-        struct dl_sha256 *sha;
+        uint32_t crc;
         EVP_MD_CTX *md5;
         uint64_t total;
 };
 
-/* Hash and store n more bytes of the file. */
+/* Store n more bytes of the file, adding them to its CRC-32. */
 static int consume(struct file_copy *fc, const void *data, size_t n, struct dl_error *err)
 {
         unsigned long long limit = fc->r->o->max_file_size;
@@ -305,7 +306,7 @@ static int consume(struct file_copy *fc, const void *data, size_t n, struct dl_e
                                "decompression bomb?); raise limits.file_size in the spec if the "
                                "package is trusted",
                                fc->r->what, fc->en->path, limit);
-        dl_sha256_update(fc->sha, data, n);
+        fc->crc = (uint32_t)libdeflate_crc32(fc->crc, data, n);
         if (fc->md5)
                 EVP_DigestUpdate(fc->md5, data, n);
         if (dl_write_all(fc->r->fd, data, n) != 0)
@@ -326,12 +327,12 @@ static int fill_to(struct file_copy *fc, uint64_t offset, struct dl_error *err)
         return rc;
 }
 
-/* Stream a regular file's data to the data file, hashing it. The blocks come
+/* Stream a regular file's data to the data file, with its CRC-32. The blocks come
  * straight from libarchive's buffer, without a copy. */
 static int read_file_data(struct reader *r, struct archive *a, struct dl_deb_entry *en,
                           uint64_t declared, bool want_md5, struct dl_error *err)
 {
-        struct file_copy fc = {r, en, dl_sha256_new(), want_md5 ? EVP_MD_CTX_new() : NULL, 0};
+        struct file_copy fc = {r, en, 0, want_md5 ? EVP_MD_CTX_new() : NULL, 0};
         const void *block;
         size_t n;
         la_int64_t offset;
@@ -354,7 +355,7 @@ static int read_file_data(struct reader *r, struct archive *a, struct dl_deb_ent
         /* A sparse file may end in a hole. */
         if (rc == DL_OK)
                 rc = fill_to(&fc, declared, err);
-        dl_sha256_final(fc.sha, en->sha256);
+        en->crc32 = fc.crc;
         if (fc.md5) {
                 unsigned char md[EVP_MAX_MD_SIZE];
                 unsigned len = 0;
@@ -550,7 +551,7 @@ void dl_deb_record_free(struct dl_deb_record *rec)
  * Integers are little-endian. A string is its length (u32) and its bytes, or
  * 0xffffffff for none. The last 32 bytes are the SHA-256 of everything before. */
 
-static const char record_magic[8] = "DLREC01\n";
+static const char record_magic[8] = "DLREC02\n";
 #define NO_STRING 0xffffffffu
 
 static void put_u64(struct dl_buf *b, uint64_t v)
@@ -607,7 +608,7 @@ void dl_deb_record_save(const struct dl_deb_record *rec, struct dl_buf *out)
                 put_u64(out, en->size);
                 put_u64(out, en->offset);
                 put_str(out, en->target);
-                put_str(out, en->sha256);
+                put_u32(out, en->crc32);
                 put_str(out, en->md5);
                 put_u32(out, en->dev_major);
                 put_u32(out, en->dev_minor);
@@ -729,7 +730,7 @@ int dl_deb_record_load(const void *data, size_t len, struct dl_deb_record *rec,
                 en->size = get_u64(&c);
                 en->offset = get_u64(&c);
                 en->target = get_bytes(&c, NULL);
-                get_fixed(&c, en->sha256, sizeof en->sha256);
+                en->crc32 = get_u32(&c);
                 get_fixed(&c, en->md5, sizeof en->md5);
                 en->dev_major = get_u32(&c);
                 en->dev_minor = get_u32(&c);
@@ -778,8 +779,33 @@ static void set_meta(struct dl_node *n, const struct dl_deb_entry *en, int owner
         }
 }
 
-static int merge_file(struct dl_unpack_context *ctx, int owner, const struct dl_deb_entry *en,
-                      unsigned blob, const char *what, struct dl_error *err)
+/* The content identity of a package's regular file (see dl_node.content_id). */
+static void content_id(const struct dl_deb_record *rec, const struct dl_deb_entry *en,
+                       char out[DL_SHA256_HEX])
+{
+        char *text = dl_asprintf("%s %llu %llu %08x", rec->id, (unsigned long long)en->offset,
+                                 (unsigned long long)en->size, en->crc32);
+        dl_sha256_hex(text, strlen(text), out);
+        free(text);
+}
+
+/* Whether the regular file n (or the file the hard link n names) has the
+ * contents size bytes at offset of blob have. The CRC-32 and size rule most
+ * files out; the bytes decide. */
+static bool same_contents(const struct dl_fstree *t, const struct dl_node *n, unsigned blob,
+                          uint64_t offset, uint64_t size, uint32_t crc32)
+{
+        if (n->type == DL_NODE_HARDLINK)
+                n = dl_fstree_get(t, n->target);
+        if (!n || n->type != DL_NODE_FILE || n->size != size || n->crc32 != crc32)
+                return false;
+        return (n->blob == blob && n->offset == offset) ||
+               dl_fstree_same_bytes(t, n->blob, n->offset, blob, offset, size);
+}
+
+static int merge_file(struct dl_unpack_context *ctx, int owner, const struct dl_deb_record *rec,
+                      const struct dl_deb_entry *en, unsigned blob, const char *what,
+                      struct dl_error *err)
 {
         struct dl_fstree *t = ctx->tree;
         const char *path = en->path;
@@ -791,12 +817,7 @@ static int merge_file(struct dl_unpack_context *ctx, int owner, const struct dl_
                             err, DL_EPACKAGE,
                             "%s: ships /%s as a file, but %s ships it as a directory", what, path,
                             existing->owner >= 0 ? ctx->names[existing->owner] : "the spec");
-                bool same =
-                    existing->type == DL_NODE_FILE && strcmp(existing->sha256, en->sha256) == 0;
-                if (existing->type == DL_NODE_HARDLINK) {
-                        const struct dl_node *target = dl_fstree_get(t, existing->target);
-                        same = target && strcmp(target->sha256, en->sha256) == 0;
-                }
+                bool same = same_contents(t, existing, blob, en->offset, en->size, en->crc32);
                 int take = same ? 0 : resolve_clash(ctx, owner, existing, path, err);
                 if (take < 0)
                         return -take;
@@ -810,7 +831,8 @@ static int merge_file(struct dl_unpack_context *ctx, int owner, const struct dl_
         n->size = en->size;
         n->blob = blob;
         n->offset = en->offset;
-        memcpy(n->sha256, en->sha256, sizeof n->sha256);
+        content_id(rec, en, n->content_id);
+        n->crc32 = en->crc32;
         memcpy(n->md5, en->md5, sizeof n->md5);
         set_meta(n, en, owner);
         return DL_OK;
@@ -864,7 +886,8 @@ static int merge_hardlink(struct dl_unpack_context *ctx, int owner, const struct
                                what, path, en->target);
         struct dl_node *existing = dl_fstree_get(t, path);
         if (existing && !existing->removed &&
-            !(existing->type == DL_NODE_FILE && strcmp(existing->sha256, tn->sha256) == 0)) {
+            !(existing->type == DL_NODE_FILE &&
+              same_contents(t, existing, tn->blob, tn->offset, tn->size, tn->crc32))) {
                 int take =
                     existing->type == DL_NODE_DIR
                         ? -dl_fail(
@@ -875,23 +898,26 @@ static int merge_hardlink(struct dl_unpack_context *ctx, int owner, const struct
                 if (take <= 0)
                         return -take;
         }
-        char sha[DL_SHA256_HEX], md5[33];
-        memcpy(sha, tn->sha256, sizeof sha);
+        char id[DL_SHA256_HEX], md5[33];
+        memcpy(id, tn->content_id, sizeof id);
         memcpy(md5, tn->md5, sizeof md5);
         uint64_t size = tn->size;
+        uint32_t crc32 = tn->crc32;
         struct dl_node *n = dl_fstree_put(t, path);
         free(n->target);
         n->target = dl_strdup(en->target);
         n->type = DL_NODE_HARDLINK;
-        memcpy(n->sha256, sha, sizeof sha);
+        memcpy(n->content_id, id, sizeof id);
         memcpy(n->md5, md5, sizeof md5);
         n->size = size;
+        n->crc32 = crc32;
         set_meta(n, en, owner);
         return DL_OK;
 }
 
-static int merge_entry(struct dl_unpack_context *ctx, int owner, const struct dl_deb_entry *en,
-                       unsigned blob, const char *what, struct dl_error *err)
+static int merge_entry(struct dl_unpack_context *ctx, int owner, const struct dl_deb_record *rec,
+                       const struct dl_deb_entry *en, unsigned blob, const char *what,
+                       struct dl_error *err)
 {
         struct dl_fstree *t = ctx->tree;
         const char *path = en->path;
@@ -929,7 +955,7 @@ static int merge_entry(struct dl_unpack_context *ctx, int owner, const struct dl
                 set_meta(dl_fstree_get(t, path), en, owner);
                 return DL_OK;
         case DL_NODE_FILE:
-                return merge_file(ctx, owner, en, blob, what, err);
+                return merge_file(ctx, owner, rec, en, blob, what, err);
         case DL_NODE_SYMLINK:
                 return merge_symlink(ctx, owner, en, what, err);
         case DL_NODE_CHAR:
@@ -964,7 +990,7 @@ int dl_unpack_merge(struct dl_unpack_context *ctx, int owner, const struct dl_de
         free(ctx->replaces[owner]);
         ctx->replaces[owner] = dl_control_field(rec->ctl.control, "Replaces");
         for (size_t i = 0; i < rec->n_entries && rc == DL_OK; i++)
-                rc = merge_entry(ctx, owner, &rec->entries[i], blob, what, err);
+                rc = merge_entry(ctx, owner, rec, &rec->entries[i], blob, what, err);
         free(what);
         return rc;
 }
@@ -990,6 +1016,10 @@ int dl_unpack_deb(struct dl_unpack_context *ctx, int owner, const char *deb_path
         unlink(tmp);
         unsigned blob = dl_fstree_add_blob(ctx->tree, fd); /* the tree closes it */
         rc = dl_deb_read(deb_path, what, &o, fd, &rec, err);
+        /* Without a cache key, the .deb's own digest names where contents come from:
+         * the options are the same for every package of ctx. */
+        if (rc == DL_OK)
+                rc = dl_sha256_file(deb_path, rec.id, NULL, err);
         if (rc == DL_OK)
                 rc = dl_unpack_merge(ctx, owner, &rec, blob, err);
         *ctl = rec.ctl;

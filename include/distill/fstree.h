@@ -40,7 +40,12 @@ struct dl_node {
         long long mtime;
         uint64_t size; /* regular files */
         char *target;  /* symlink target or hardlink target path */
-        char sha256[DL_SHA256_HEX];
+        /* Regular files: a SHA-256 that names the contents. For a generated file
+         * it is the digest of the contents. For a package's file it is the digest
+         * of where the contents come from (the record's id, the offset and the
+         * size), which is as unique and saves hashing every byte. */
+        char content_id[DL_SHA256_HEX];
+        uint32_t crc32; /* regular files: zlib's CRC-32 of the contents */
         char md5[33];
         unsigned dev_major, dev_minor;
         int owner; /* index of the package that shipped it; -1 when generated */
@@ -104,6 +109,10 @@ unsigned dl_fstree_add_blob(struct dl_fstree *t, int fd);
 int dl_fstree_copy_contents(const struct dl_fstree *t, const struct dl_node *n,
                             int (*sink)(void *user, const void *data, size_t n), void *user,
                             struct dl_error *err);
+/* Whether size bytes at offset_a of blob_a equal those at offset_b of blob_b; false
+ * also when either cannot be read. */
+bool dl_fstree_same_bytes(const struct dl_fstree *t, unsigned blob_a, uint64_t offset_a,
+                          unsigned blob_b, uint64_t offset_b, uint64_t size);
 /* Write the tree to the staging directory, for --rootfs: directories, regular
  * files, hard links and symlinks (devices and FIFOs stay in the table). Every step
  * refuses to follow a symlink found on disk. */

@@ -43,8 +43,8 @@ struct dl_deb_entry {
         uint64_t size;   /* regular files */
         uint64_t offset; /* where a regular file's contents start in the data file */
         char *target;    /* symlink target, or the normalized path a hard link names */
-        char sha256[DL_SHA256_HEX];
-        char md5[33]; /* computed only when the package ships no md5sums */
+        uint32_t crc32;  /* regular files: zlib's CRC-32 of the contents */
+        char md5[33];    /* computed only when the package ships no md5sums */
         unsigned dev_major, dev_minor;
         struct dl_xattr *xattrs;
         size_t n_xattrs;
@@ -55,6 +55,10 @@ struct dl_deb_record {
         struct dl_deb_entry *entries;
         size_t n_entries;
         uint64_t data_size; /* bytes in the data file */
+        /* The name of where the contents come from: the digest of the .deb with the
+         * unpack options. The caller sets it, and it is not saved. Files take their
+         * content identity from it (see dl_node.content_id). */
+        char id[DL_SHA256_HEX];
 };
 
 /* Read deb_path (named by what in errors, such as "package bash") into rec,

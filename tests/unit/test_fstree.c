@@ -266,7 +266,8 @@ static void test_write_file_contents_and_metadata(void **state)
         assert_int_equal(n->size, strlen(text));
         char hex[65];
         tu_sha256_hex(text, strlen(text), hex);
-        assert_string_equal(n->sha256, hex);
+        assert_string_equal(n->content_id, hex);
+        assert_int_equal(n->crc32, crc32(0, (const Bytef *)text, (uInt)strlen(text)));
 
         /* Read back from the table's blob, then from disk once written out. */
         struct dl_buf back = {0};

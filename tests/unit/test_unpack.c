@@ -170,9 +170,9 @@ static void test_read_record(void **state)
         const struct dl_deb_entry *tool = find_entry(&f->rec, "usr/bin/tool");
         assert_int_equal(tool->type, DL_NODE_FILE);
         assert_int_equal(tool->mode, 04755);
-        char hex[65];
-        tu_sha256_hex(sample[2].text, strlen(sample[2].text), hex);
-        assert_string_equal(tool->sha256, hex);
+        /* zlib's crc32 checks the CRC-32 the reader computed. */
+        assert_int_equal(tool->crc32,
+                         crc32(0, (const Bytef *)sample[2].text, (uInt)strlen(sample[2].text)));
         /* Without md5sums in the package, the md5 is computed for the status files. */
         assert_int_equal(strlen(tool->md5), 32);
 
@@ -210,7 +210,7 @@ static void assert_same_record(const struct dl_deb_record *a, const struct dl_de
                 assert_int_equal(x->mtime, y->mtime);
                 assert_int_equal(x->size, y->size);
                 assert_int_equal(x->offset, y->offset);
-                assert_string_equal(x->sha256, y->sha256);
+                assert_int_equal(x->crc32, y->crc32);
                 assert_string_equal(x->md5, y->md5);
                 if (x->target || y->target)
                         assert_string_equal(x->target, y->target);
@@ -277,32 +277,42 @@ static void test_merge_into_tree(void **state)
         assert_true(n != NULL && n->filtered && n->removed);
 
         /* A second package: the same bytes at the same path are no clash, other bytes
-         * without Replaces are, and the error names both packages. */
+         * without Replaces are, and the error names both packages. The last two
+         * files have the same size and CRC-32 and other bytes: still a clash. */
         const struct member same[] = {{"./usr/lib/sample.so.1", 'f', 0644, sample[7].text}};
         const struct member other[] = {{"./usr/lib/sample.so.1", 'f', 0644, "other\n"}};
+        const struct member crc_a[] = {{"./usr/share/crc", 'f', 0644, "content 29685295\n"}};
+        const struct member crc_b[] = {{"./usr/share/crc", 'f', 0644, "content 32060020\n"}};
+        const struct member *rounds[] = {same, other, crc_a, crc_b};
+        assert_int_equal(crc32(0, (const Bytef *)crc_a[0].text, 17),
+                         crc32(0, (const Bytef *)crc_b[0].text, 17));
         const char *two[] = {"sample", "twin"};
         const char *two_versions[] = {"1.0-1", "2"};
         char *two_replaces[] = {NULL, NULL};
         ctx.names = two;
         ctx.versions = two_versions;
         ctx.replaces = two_replaces;
-        for (int round = 0; round < 2; round++) {
+        for (int round = 0; round < 4; round++) {
                 char *deb = tu_asprintf("%s/twin%d.deb", f->dir, round);
                 char *data = tu_asprintf("%s/twin%d.data", f->dir, round);
-                make_deb(deb, "Package: twin\nVersion: 2\n", round ? other : same, 1);
+                make_deb(deb, "Package: twin\nVersion: 2\n", rounds[round], 1);
                 int fd = open(data, O_RDWR | O_CREAT | O_EXCL, 0644);
                 assert_true(fd >= 0);
                 struct dl_unpack_options o = {.merged_usr = true};
                 struct dl_deb_record rec;
                 assert_int_equal(dl_deb_read(deb, "package twin", &o, fd, &rec, &err), DL_OK);
-                int rc = dl_unpack_merge(&ctx, 1, &rec, dl_fstree_add_blob(&t, fd), &err);
-                if (round == 0 && rc != DL_OK)
-                        fail_msg("identical contents reported as a clash: %s", err.msg);
-                if (round == 1) {
+                /* The third round ships as the first package, so that the fourth
+                 * clashes with another package. */
+                int owner = round == 2 ? 0 : 1;
+                int rc = dl_unpack_merge(&ctx, owner, &rec, dl_fstree_add_blob(&t, fd), &err);
+                if ((round == 0 || round == 2) && rc != DL_OK)
+                        fail_msg("round %d reported as a clash: %s", round, err.msg);
+                if (round == 1 || round == 3) {
                         assert_int_equal(rc, DL_EPACKAGE);
                         assert_contains(err.msg, "sample");
                         assert_contains(err.msg, "twin");
-                        assert_contains(err.msg, "/usr/lib/sample.so.1");
+                        assert_contains(err.msg,
+                                        round == 1 ? "/usr/lib/sample.so.1" : "/usr/share/crc");
                 }
                 dl_deb_record_free(&rec);
                 free(data);

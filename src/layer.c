@@ -30,6 +30,7 @@ struct group {
         size_t out_len, out_cap;
         bool done; /* compressed (or copied from an earlier layer) */
         bool from_cache;
+        bool stored; /* one compressed file: written as stored deflate blocks */
 };
 
 /* A member of an earlier layer, by key. */
@@ -60,6 +61,7 @@ struct sink {
         int n_threads;
         int error;       /* errno of a failed write */
         bool tee_failed; /* ... which went to the tee */
+        bool storing;    /* the entry being written goes into stored groups */
         size_t reused;
         /* The digest of the entry being written and where it starts in the tar, for
          * the key of a group that opens inside it. */
@@ -119,9 +121,46 @@ static bool copy_member(const struct sink *s, struct group *g)
         return true;
 }
 
+/* Write g as a gzip member of stored deflate blocks (RFC 1951, 3.2.4), as many
+ * of 65535 bytes as it takes. False when out has no room, which the bound of
+ * libdeflate_gzip_compress_bound rules out. */
+static bool store_group(struct group *g)
+{
+        static const unsigned char header[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+        const unsigned char *p = (const unsigned char *)g->in.data;
+        size_t left = g->in.len, at = sizeof header;
+        if (sizeof header + left + 5 * (left / 65535 + 1) + 8 > g->out_cap)
+                return false;
+        unsigned char *o = g->out;
+        memcpy(o, header, sizeof header);
+        do {
+                size_t len = left < 65535 ? left : 65535;
+                /* BFINAL on the last block, BTYPE 00, then LEN and NLEN. */
+                o[at++] = len == left ? 1 : 0;
+                o[at++] = (unsigned char)len;
+                o[at++] = (unsigned char)(len >> 8);
+                o[at++] = (unsigned char)~len;
+                o[at++] = (unsigned char)(~len >> 8);
+                memcpy(o + at, p, len);
+                at += len;
+                p += len;
+                left -= len;
+        } while (left > 0);
+        uint32_t crc = (uint32_t)libdeflate_crc32(0, g->in.data, g->in.len);
+        uint32_t isize = (uint32_t)g->in.len;
+        for (int i = 0; i < 4; i++)
+                o[at++] = (unsigned char)(crc >> (8 * i));
+        for (int i = 0; i < 4; i++)
+                o[at++] = (unsigned char)(isize >> (8 * i));
+        g->out_len = at;
+        return true;
+}
+
 static void compress_group(const struct sink *s, struct libdeflate_compressor *c, struct group *g)
 {
         if (copy_member(s, g))
+                return;
+        if (g->stored && store_group(g))
                 return;
         g->out_len = c ? libdeflate_gzip_compress(c, g->in.data, g->in.len, g->out, g->out_cap) : 0;
         /* libdeflate writes OS 255 (unknown); use 3 (Unix), as gzip -n does. The
@@ -164,7 +203,7 @@ static void recycle_group(struct sink *s, struct group *g)
         if (s->n_spare < sizeof s->spare / sizeof s->spare[0]) {
                 g->in.len = 0;
                 g->out_len = 0;
-                g->done = g->from_cache = false;
+                g->done = g->from_cache = g->stored = false;
                 s->spare[s->n_spare++] = g;
         } else {
                 free_group(g);
@@ -275,13 +314,14 @@ static la_ssize_t sink_write(struct archive *a, void *user, const void *data, si
         while (left > 0) {
                 if (!s->open) {
                         s->open = new_group(s);
+                        s->open->stored = s->storing;
                         /* The key: the tar writer and compressor with its level, the entry
                          * the group opens in, and how far into that entry's bytes it
                          * starts. Another libdeflate may compress to other bytes. */
                         char at[128];
-                        snprintf(at, sizeof at, "%s libdeflate %s level %d\nstart %llu\n",
+                        snprintf(at, sizeof at, "%s libdeflate %s level %d%s\nstart %llu\n",
                                  archive_version_string(), LIBDEFLATE_VERSION_STRING,
-                                 DL_LAYER_LEVEL,
+                                 DL_LAYER_LEVEL, s->storing ? " stored" : "",
                                  (unsigned long long)(s->tar_size + (n - left) - s->entry_start));
                         s->open->key_hash = dl_sha256_new();
                         dl_sha256_update(s->open->key_hash, at, strlen(at));
@@ -330,6 +370,34 @@ static int end_entry(struct sink *s, const char *path)
         if (h % DL_LAYER_GROUP_SPACING != 0)
                 return 0;
         return submit_group(s);
+}
+
+/* Whether n is a regular file of at least STORE_MIN bytes whose first bytes are
+ * the magic number of a compressed format: gzip, xz, zstd, bzip2, PNG or JPEG.
+ * Deflate gains nothing on such data and would spend as long as on text. */
+#define STORE_MIN (64u << 10)
+static bool compressed_already(const struct dl_fstree *t, const struct dl_node *n)
+{
+        static const struct {
+                const char *magic;
+                size_t len;
+        } formats[] = {{"\x1f\x8b\x08", 3},
+                       {"\xfd"
+                        "7zXZ\0",
+                        6},
+                       {"\x28\xb5\x2f\xfd", 4},
+                       {"BZh", 3},
+                       {"\x89PNG\r\n\x1a\n", 8},
+                       {"\xff\xd8\xff", 3}};
+        unsigned char head[8];
+        if (n->type != DL_NODE_FILE || n->size < STORE_MIN || n->blob >= t->n_blobs ||
+            pread(t->blob_fds[n->blob], head, sizeof head, (off_t)n->offset) !=
+                (ssize_t)sizeof head)
+                return false;
+        for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
+                if (memcmp(head, formats[i].magic, formats[i].len) == 0)
+                        return true;
+        return false;
 }
 
 static unsigned type_bits(enum dl_node_type t)
@@ -500,11 +568,19 @@ int dl_layer_write_with(const struct dl_fstree *t, long long epoch, const char *
         }
         nodes = dl_fstree_sorted(t, &n);
         for (size_t i = 0; i < n && rc == DL_OK; i++) {
-                rc = write_entry(a, e, s, t, nodes[i], epoch, err);
+                /* A compressed file gets groups of its own (with its header and
+                 * padding), which are stored instead of compressed. */
+                bool store = compressed_already(t, nodes[i]);
+                if (store && submit_group(s) != 0)
+                        rc = -1;
+                s->storing = store;
+                if (rc == DL_OK)
+                        rc = write_entry(a, e, s, t, nodes[i], epoch, err);
                 if (rc == DL_OK && archive_write_finish_entry(a) != ARCHIVE_OK)
                         rc = dl_fail(err, DL_EIO, "cannot write the layer: %s",
                                      archive_error_string(a));
-                if (rc == DL_OK && end_entry(s, nodes[i]->path) != 0)
+                s->storing = false;
+                if (rc == DL_OK && (store ? submit_group(s) : end_entry(s, nodes[i]->path)) != 0)
                         rc = -1;
         }
         if (rc == DL_OK)

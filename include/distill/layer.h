@@ -75,7 +75,10 @@ void dl_layer_free(struct dl_layer *l);
  *
  * The tar stream is cut into groups. An entry whose path hashes to 0 modulo
  * DL_LAYER_GROUP_SPACING ends a group, and a group is also cut every 2 MiB from its
- * start. Each group becomes one gzip member, which RFC 1952 allows. Go's gzip
+ * start. A regular file of 64 KiB or more whose contents start with the magic
+ * number of a compressed format (gzip, xz, zstd, bzip2, PNG, JPEG) is a group of
+ * its own, written as stored deflate blocks. Each group becomes one gzip member,
+ * which RFC 1952 allows. Go's gzip
  * reader (docker, podman, skopeo, containerd), Python's gzip module and GNU tar
  * read the members as one stream.
  * NOTE: Python tarfile's stream mode ("r|gz") and Rust flate2's GzDecoder stop

@@ -596,6 +596,108 @@ static void test_layer_no_global_pax_header(void **state)
         assert_true(tu_tar_count_typeflag(f->tar, f->tar_len, 'x') >= 1);
 }
 
+/* Stored members ------------------------------------------------------------ */
+
+/* The tar of a layer of several gzip members, each decompressed with zlib. */
+static unsigned char *gunzip_members(const unsigned char *blob, const struct dl_layer *l,
+                                     size_t *len)
+{
+        unsigned char *tar = NULL;
+        *len = 0;
+        for (size_t i = 0; i < l->n_members; i++) {
+                size_t n;
+                unsigned char *part =
+                    tu_gunzip(blob + l->members[i].offset, (size_t)l->members[i].length, &n);
+                assert_int_equal(n, l->members[i].isize);
+                tar = realloc(tar, *len + n);
+                assert_non_null(tar);
+                memcpy(tar + *len, part, n);
+                *len += n;
+                free(part);
+        }
+        return tar;
+}
+
+/* A file that starts with the magic number of a compressed format goes into
+ * members of its own, stored instead of compressed: zeros after a gzip magic
+ * take their full size, and the same zeros without it almost none. The tar
+ * inside is the same either way. */
+static void test_layer_stores_compressed_files(void **state)
+{
+        (void)state;
+        enum { SIZE = 300 << 10 };
+        char *dir = tu_mkdtemp();
+        char *stage = tu_asprintf("%s/stage", dir);
+        struct dl_error err = {0};
+        struct dl_fstree t;
+        assert_int_equal(mkdir(stage, 0755), 0);
+        assert_int_equal(dl_fstree_init(&t, stage, &err), DL_OK);
+        char *data = calloc(1, SIZE);
+        assert_non_null(data);
+        assert_int_equal(
+            dl_fstree_write_file(&t, "usr/share/a.txt", "text\n", 5, 0644, 0, 0, OLD_MTIME, &err),
+            DL_OK);
+        assert_int_equal(
+            dl_fstree_write_file(&t, "usr/share/plain", data, SIZE, 0644, 0, 0, OLD_MTIME, &err),
+            DL_OK);
+        memcpy(data, "\x1f\x8b\x08", 3);
+        assert_int_equal(
+            dl_fstree_write_file(&t, "usr/share/z.gz", data, SIZE, 0644, 0, 0, OLD_MTIME, &err),
+            DL_OK);
+        char *path = tu_asprintf("%s/layer.tar.gz", dir);
+        struct dl_layer l;
+        write_layer(&t, path, &l);
+        size_t blob_len, tar_len, n_entries;
+        unsigned char *blob = tu_read_file(path, &blob_len);
+        /* The stored file takes its size; the zeros of usr/share/plain a few KiB. */
+        if (blob_len < SIZE || blob_len > SIZE + (16u << 10))
+                fail_msg("the layer has %zu bytes; expected the %d stored bytes and little "
+                         "more",
+                         blob_len, SIZE);
+        /* Of the two members with a 300 KiB file, the one of usr/share/z.gz starts
+         * with a stored block (BTYPE 00) and is longer than its contents, and the
+         * one of usr/share/plain is compressed. */
+        size_t stored = 0, compressed = 0;
+        for (size_t i = 0; i < l.n_members; i++) {
+                const unsigned char *m = blob + l.members[i].offset;
+                if (l.members[i].isize < SIZE)
+                        continue;
+                if (l.members[i].length > l.members[i].isize) {
+                        assert_int_equal(m[10] & 6, 0);
+                        stored++;
+                } else {
+                        assert_true(l.members[i].length < l.members[i].isize / 10);
+                        compressed++;
+                }
+        }
+        assert_int_equal(stored, 1);
+        assert_int_equal(compressed, 1);
+        unsigned char *tar = gunzip_members(blob, &l, &tar_len);
+        char hex[65];
+        tu_sha256_hex(tar, tar_len, hex);
+        assert_string_equal(l.diff_id, hex);
+        struct tar_entry *read = read_tar(tar, tar_len, &n_entries);
+        size_t seen = 0;
+        for (size_t i = 0; i < n_entries; i++) {
+                if (strcmp(read[i].path, "usr/share/z.gz") == 0) {
+                        assert_int_equal(read[i].size, SIZE);
+                        assert_memory_equal(read[i].data, data, SIZE);
+                        seen++;
+                }
+        }
+        assert_int_equal(seen, 1);
+        free_tar(read, n_entries);
+        free(tar);
+        free(blob);
+        dl_layer_free(&l);
+        free(path);
+        free(data);
+        dl_fstree_free(&t);
+        tu_rm_rf(dir);
+        free(stage);
+        free(dir);
+}
+
 /* Member reuse ------------------------------------------------------------ */
 
 #define BIG (3u << 20)
@@ -730,6 +832,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_layer_file_contents, setup, teardown),
             cmocka_unit_test_setup_teardown(test_layer_unicode_and_long_names, setup, teardown),
             cmocka_unit_test(test_layer_reuses_members),
+            cmocka_unit_test(test_layer_stores_compressed_files),
             cmocka_unit_test_setup_teardown(test_layer_no_global_pax_header, setup, teardown),
         };
         return cmocka_run_group_tests_name("layer", tests, NULL, NULL);

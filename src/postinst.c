@@ -252,6 +252,17 @@ static char *nth_operand(const char *line, int n)
         return found;
 }
 
+/* The account command that starts at cmd, up to the shell operator or
+ * parenthesis that ends it ("groupadd -g 42 shadow || (" gives "groupadd -g 42
+ * shadow"). The caller frees it. */
+static char *shell_command(const char *cmd)
+{
+        size_t n = strcspn(cmd, "|&;()<>\n");
+        while (n > 0 && (cmd[n - 1] == ' ' || cmd[n - 1] == '\t'))
+                n--;
+        return dl_strndup(cmd, n);
+}
+
 static void report_line(const struct dl_fstree *t, const struct dl_spec *spec, const char *pkg,
                         const char *line, size_t *count)
 {
@@ -267,11 +278,13 @@ static void report_line(const struct dl_fstree *t, const struct dl_spec *spec, c
                 }
                 free(link);
                 free(target);
-        } else if (strstr(line, "adduser ") || strstr(line, "useradd ") ||
-                   strstr(line, "addgroup ") || strstr(line, "groupadd ")) {
+        } else if ((p = strstr(line, "adduser ")) || (p = strstr(line, "useradd ")) ||
+                   (p = strstr(line, "addgroup ")) || (p = strstr(line, "groupadd "))) {
+                char *cmd = shell_command(p);
                 dl_warn("%s: its maintainer scripts create accounts (%.80s); declare the ones the "
                         "image needs under accounts",
-                        pkg, line);
+                        pkg, cmd);
+                free(cmd);
                 (*count)++;
         } else if ((p = strstr(line, "setcap ")) != NULL) {
                 dl_warn("%s: its postinst sets file capabilities (%.80s), which the image does not "

@@ -791,6 +791,7 @@ if [ "$1" = configure ]; then
     update-alternatives --install /usr/bin/foo foo /usr/bin/foo.real 10
     update-alternatives --install /usr/bin/bar bar /usr/bin/bar.real 10
     adduser --system --group --no-create-home ctsvc
+    getent group ctgrp >/dev/null || groupadd -g 4242 ctgrp || (echo "no ctgrp" >&2; exit 1)
     setcap cap_net_bind_service+ep /usr/bin/foo.real
     mkdir -p /var/lib/ct-alt
     mkdir -p /usr/share/ct-alt
@@ -1304,6 +1305,8 @@ case_warnings() {
                 'update-alternatives for /usr/bin/bar'
         check "accounts warning" stderr_has full 'warning: ct-alt: its maintainer scripts create accounts ('
         check "accounts warning quotes the command" stderr_line_has full 'create accounts' 'adduser'
+        check "accounts warning quotes the command alone" \
+                stderr_has full 'create accounts (groupadd -g 4242 ctgrp); declare'
         check "capabilities warning" stderr_has full 'warning: ct-alt: its postinst sets file capabilities ('
         check "missing directory warning" stderr_has full \
                 'warning: ct-alt: its maintainer scripts create the directory /var/lib/ct-alt, which the image lacks'

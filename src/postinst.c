@@ -538,8 +538,8 @@ size_t dl_postinst_check_symlinks(const struct dl_fstree *t)
                                         "paths.exclude drops",
                                         n->path, n->target);
                         else
-                                dl_warn("the symlink /%s -> %s points outside the image", n->path,
-                                        n->target);
+                                dl_warn("the symlink /%s -> %s points to nothing in the image",
+                                        n->path, n->target);
                         count++;
                 }
         }

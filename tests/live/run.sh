@@ -431,8 +431,8 @@ check_system_files() {
 }
 
 # Every symlink must resolve inside the rootfs. distill warns about the ones
-# that point outside the image ("the symlink /PATH -> TARGET points outside
-# the image"), so only those missing from the build log are failures.
+# that do not ("the symlink /PATH -> TARGET points to nothing in the image"),
+# so only those missing from the build log are failures.
 check_symlinks() {
         local name=$1 dir=$work/$1 line path target unwarned=
         python3 "$here/dangling-symlinks.py" "$dir/bundle/rootfs" >"$dir/dangling" 2>"$dir/dangling.err"
@@ -443,7 +443,7 @@ check_symlinks() {
         while IFS= read -r line; do
                 path=${line%% -> *}
                 target=${line#* -> }
-                if grep -qF "the symlink $path -> $target points outside the image" "$dir/build.log"; then
+                if grep -qF "the symlink $path -> $target points to nothing in the image" "$dir/build.log"; then
                         echo "live: $name: dangling symlink that distill warned about: $line"
                 else
                         unwarned="$unwarned, $line"

@@ -789,9 +789,9 @@ static bool reuse_layer(struct build *b, struct platform *pl, long long epoch)
         return ok;
 }
 
-/* Keep a platform's finished layer in the cache: its blob, which the finished
- * image archive output holds, and its member list, for later builds to copy
- * members from, and under its key when it has one, for the next build with the
+/* Keep a platform's finished layer in the cache. Its blob is in the image archive
+ * output, and the cache links that file. The member list lets later builds copy
+ * members, and the record under the layer's key serves the next build with the
  * same inputs. */
 static void store_layer(struct build *b, struct platform *pl, long long epoch, const char *output)
 {

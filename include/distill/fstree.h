@@ -42,8 +42,8 @@ struct dl_node {
         char *target;  /* symlink target or hardlink target path */
         /* Regular files: a SHA-256 that names the contents. For a generated file
          * it is the digest of the contents. For a package's file it is the digest
-         * of where the contents come from (the record's id, the offset and the
-         * size), which is as unique and saves hashing every byte. */
+         * of where they come from (the record's id, offset, size and CRC-32):
+         * the record's id contains the .deb's SHA-256, so no byte is hashed. */
         char content_id[DL_SHA256_HEX];
         uint32_t crc32; /* regular files: zlib's CRC-32 of the contents */
         char md5[33];

@@ -766,15 +766,21 @@ static bool reuse_layer(struct build *b, struct platform *pl, long long epoch)
                 layer_check(&l, ca_bundle, want);
                 ok = strcmp(want, check) == 0;
         }
-        struct dl_cache_blob blob = {0};
-        ok = ok && dl_cache_blob_find(&b->cache, digest, &blob) && blob.size == l.size;
         if (j && !ok) {
                 dl_warn("the finished layer record %s is damaged; removing it and building the "
                         "layer again",
                         key);
                 unlink(key);
         }
-        ok = ok && dl_cache_blob_valid(&b->cache, digest);
+        /* A damaged blob is reported by the check, naming its cache entry; a blob
+         * that is gone (a cache partly cleaned) only means building again. */
+        struct dl_cache_blob blob = {0};
+        bool record_ok = ok;
+        ok = ok && dl_cache_blob_valid(&b->cache, digest) &&
+             dl_cache_blob_find(&b->cache, digest, &blob) && blob.size == l.size;
+        if (record_ok && !ok)
+                dl_info("the finished %s layer is no longer in the cache; building it again",
+                        pl->arch);
         if (ok) {
                 pl->layer = l;
                 pl->ca_bundle = ca_bundle;
@@ -793,15 +799,26 @@ static bool reuse_layer(struct build *b, struct platform *pl, long long epoch)
  * output, and the cache links that file. The member list lets later builds copy
  * members, and the record under the layer's key serves the next build with the
  * same inputs. */
-static void store_layer(struct build *b, struct platform *pl, long long epoch, const char *output)
+static int store_layer(struct build *b, struct platform *pl, long long epoch, const char *output,
+                       bool reused, struct dl_error *err)
 {
-        struct dl_error ignored;
-        if (dl_cache_store_blob_of(&b->cache, output, pl->layer.digest, &ignored) != DL_OK)
-                return;
+        if (reused) {
+                /* The cache has the blob. An output on the cache's file system takes
+                 * the place of the archive it links, so that one file serves both;
+                 * elsewhere nothing is copied again. */
+                struct stat out, cache;
+                if (dl_cache_has(&b->cache, pl->layer.digest) || stat(output, &out) != 0 ||
+                    stat(b->cache.dir, &cache) != 0 || out.st_dev != cache.st_dev)
+                        return DL_OK;
+                return dl_cache_store_blob_of(&b->cache, output, pl->layer.digest, err);
+        }
+        int rc = dl_cache_store_blob_of(&b->cache, output, pl->layer.digest, err);
+        if (rc)
+                return rc;
         dl_member_index_store(&b->cache, &pl->layer);
         char *key = layer_key(b, pl, epoch);
         char *dir = key ? dl_dirname(key) : NULL;
-        if (key && dl_mkdir_p(dir, 0755, &ignored) == DL_OK) {
+        if (key && (rc = dl_mkdir_p(dir, 0755, err)) == DL_OK) {
                 json_t *j = json_object();
                 json_object_set_new(j, "digest", json_string(pl->layer.digest));
                 json_object_set_new(j, "diff_id", json_string(pl->layer.diff_id));
@@ -812,12 +829,13 @@ static void store_layer(struct build *b, struct platform *pl, long long epoch, c
                 layer_check(&pl->layer, pl->ca_bundle, check);
                 json_object_set_new(j, "check", json_string(check));
                 char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-                dl_write_file_unsynced(key, text, strlen(text), 0644, &ignored);
+                rc = dl_write_file_unsynced(key, text, strlen(text), 0644, err);
                 free(text);
                 json_decref(j);
         }
         free(dir);
         free(key);
+        return rc;
 }
 
 /* Unpack, customize and write the layer of one platform. */
@@ -1123,9 +1141,16 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result, s
         rc = dl_oci_write(&oi, output, & or, err);
         free(images);
         dl_debug("wrote the image archive");
-        for (size_t i = 0; i < b.n_platforms && rc == DL_OK && !all_reused; i++) {
-                store_layer(&b, &b.platforms[i], epoch, output);
-                dl_debug("%s: stored the layer in the cache", b.platforms[i].arch);
+        for (size_t i = 0; i < b.n_platforms && rc == DL_OK; i++) {
+                /* The image is written: a cache that cannot take its layer costs only
+                 * the next build's time. */
+                struct dl_error store_err = {0};
+                if (store_layer(&b, &b.platforms[i], epoch, output, all_reused, &store_err))
+                        dl_warn("cannot keep the %s layer in the cache: %s; the next build "
+                                "makes it again",
+                                b.platforms[i].arch, store_err.msg);
+                else
+                        dl_debug("%s: stored the layer in the cache", b.platforms[i].arch);
         }
         if (rc == DL_OK && o->sbom) {
                 struct dl_sbom_platform *sp = dl_calloc(b.n_platforms, sizeof *sp);

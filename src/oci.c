@@ -430,6 +430,86 @@ static bool streamed(const struct dl_oci_stream *s, const char *name)
         return false;
 }
 
+/* Whether the file all layer members come from (an image archive in the cache) is
+ * byte for byte the archive the members make: the same size, each member's header
+ * at the same offset, the layers where the archive has them and every other
+ * member's bytes. Then the output can be that file again instead of a copy. */
+static bool same_archive(const struct member *members, size_t n, long long epoch,
+                         const char **source)
+{
+        static const char zeros[512];
+        unsigned char want[512], got[512];
+        const char *file = NULL;
+        uint64_t offset = 0;
+        bool ok = true;
+        int fd = -1;
+        /* Every layer from one file, under whichever of its names. */
+        struct stat first, st;
+        for (size_t i = 0; i < n && ok; i++)
+                if (members[i].file) {
+                        ok = stat(members[i].file, file ? &st : &first) == 0 &&
+                             (!file || (st.st_dev == first.st_dev && st.st_ino == first.st_ino));
+                        file = members[i].file;
+                }
+        if (!ok || !file || (fd = open(file, O_RDONLY | O_CLOEXEC)) < 0)
+                return false;
+        for (size_t i = 0; i < n && ok; i++) {
+                const struct member *m = &members[i];
+                bool seen = false;
+                for (size_t k = 0; k < i && !seen; k++)
+                        seen = !strcmp(members[k].name, m->name);
+                if (seen)
+                        continue;
+                bool dir = m->name[strlen(m->name) - 1] == '/';
+                uint64_t size = dir ? 0 : m->file ? m->file_size : m->len;
+                size_t pad = (size_t)((512 - size % 512) % 512);
+                ok = ustar_header(want, m->name, dir, size, epoch) == 0 &&
+                     pread(fd, got, sizeof got, (off_t)offset) == (ssize_t)sizeof got &&
+                     memcmp(want, got, sizeof got) == 0 &&
+                     (!m->file || m->file_offset == offset + sizeof got);
+                offset += sizeof got;
+                /* The bytes of a member from memory, then its padding. */
+                for (uint64_t done = 0; ok && !m->file && !dir && done < size;) {
+                        size_t chunk =
+                            size - done < sizeof got ? (size_t)(size - done) : sizeof got;
+                        ok = pread(fd, got, chunk, (off_t)(offset + done)) == (ssize_t)chunk &&
+                             memcmp(got, m->data + done, chunk) == 0;
+                        done += chunk;
+                }
+                offset += size;
+                ok = ok && (pad == 0 || (pread(fd, got, pad, (off_t)offset) == (ssize_t)pad &&
+                                         memcmp(got, zeros, pad) == 0));
+                offset += pad;
+        }
+        /* The end of the archive: two zero blocks, and nothing after them. */
+        for (int k = 0; k < 2 && ok; k++, offset += sizeof got)
+                ok = pread(fd, got, sizeof got, (off_t)offset) == (ssize_t)sizeof got &&
+                     memcmp(got, zeros, sizeof got) == 0;
+        ok = ok && fstat(fd, &st) == 0 && (uint64_t)st.st_size == offset;
+        close(fd);
+        *source = file;
+        return ok;
+}
+
+/* Make output the image archive source is, by a hard link renamed into place. */
+static bool link_archive(const char *source, const char *output)
+{
+        char *tmp = dl_asprintf("%s.tmp-XXXXXX", output);
+        int fd = mkstemp(tmp);
+        bool ok = fd >= 0;
+        if (fd >= 0) {
+                close(fd);
+                unlink(tmp);
+                dl_cleanup_add(tmp);
+                ok = link(source, tmp) == 0 && rename(tmp, output) == 0;
+                if (!ok)
+                        unlink(tmp);
+                dl_cleanup_forget(tmp);
+        }
+        free(tmp);
+        return ok;
+}
+
 /* Write the members to a new temporary file, or after the layers of a stream, and
  * rename the file to output. A member whose name came before is skipped: two
  * platforms can share a blob, which the archive contains once. */
@@ -497,7 +577,7 @@ int dl_oci_write(const struct dl_oci_input *in, const char *output, struct dl_oc
         size_t n_members = 0;
         char *index_s = NULL, *nested_s = NULL, *docker_s = NULL;
         char top_hex[DL_SHA256_HEX];
-        int rc;
+        int rc = DL_OK;
 
         memset(out, 0, sizeof *out);
         for (size_t i = 0; i < n_images; i++) {
@@ -562,7 +642,17 @@ int dl_oci_write(const struct dl_oci_input *in, const char *output, struct dl_oc
                     NULL, 0);
         push_member(&members, &n_members, dl_strdup("oci-layout"), layout, strlen(layout), NULL, 0);
         qsort(members, n_members, sizeof *members, compare_members);
-        rc = write_tar(output, members, n_members, in->epoch, in->stream, &out->size, err);
+        /* A build that reuses its layers from the cache may make the very archive the
+         * cache has already: then the output is a link to it, not a copy. */
+        const char *source = NULL;
+        struct stat st;
+        if (!in->stream && same_archive(members, n_members, in->epoch, &source) &&
+            link_archive(source, output) && stat(output, &st) == 0) {
+                out->size = (uint64_t)st.st_size;
+                dl_debug("the image is the archive %s in the cache; linked it", source);
+        } else {
+                rc = write_tar(output, members, n_members, in->epoch, in->stream, &out->size, err);
+        }
 
         memcpy(out->manifest_digest, top_hex, sizeof top_hex);
         memcpy(out->config_digest, blobs[docker].config_hex, sizeof out->config_digest);

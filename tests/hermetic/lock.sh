@@ -915,6 +915,14 @@ PY
 }
 
 # repro_same LABEL: run LABEL succeeded and wrote the same bytes as the baseline.
+# not_same_file A B: A and B differ in their bytes.
+not_same_file() {
+        if cmp -s "$1" "$2"; then
+                printf '%s and %s have the same bytes\n' "$1" "$2"
+                return 1
+        fi
+}
+
 # layers_in_cache ARCHIVE CACHE FORM: each layer blob of the image archive is in
 # CACHE in FORM: "linked" (images/DIGEST.tar is ARCHIVE itself, one inode, and no
 # copy under sha256/) or "copied" (sha256/DIGEST, and no images/DIGEST.tar).
@@ -997,8 +1005,41 @@ case_reproducible() {
         repro_same repro-warm
         check "repro-warm: finished layers from the cache" stderr_has repro-warm "reusing the finished"
 
+        check "repro-warm: the output is the cache's archive, linked" \
+                layers_in_cache "$OUT/repro-warm/image.tar" "$CACHE/repro" linked
+
         run_build repro-again "$spec" "$CACHE/repro" "${base[@]}" -- --locked
         repro_same repro-again
+
+        # Another tag: the layers come from the cache, but the archive differs, so
+        # it is written anew; the build after it has the first bytes again.
+        run_build repro-tag "$spec" "$CACHE/repro" "${base[@]}" -- --locked --tag other:1
+        check "repro-tag: exit status 0" exit_status repro-tag 0
+        check "repro-tag: finished layers from the cache" stderr_has repro-tag "reusing the finished"
+        check "repro-tag: another archive" not_same_file "$OUT/repro-tag/image.tar" "$OUT/repro-cold/image.tar"
+        run_build repro-after-tag "$spec" "$CACHE/repro" "${base[@]}" -- --locked
+        repro_same repro-after-tag
+
+        # A cache whose images/ was removed: the layers are made again, and that
+        # is no damage to report.
+        rm -rf "$CACHE/repro/images"
+        run_build repro-images-gone "$spec" "$CACHE/repro" "${base[@]}" -- --locked
+        repro_same repro-images-gone
+        check "repro-images-gone: the layers made again" \
+                stderr_has repro-images-gone "layer is no longer in the cache; building it again"
+        check "repro-images-gone: no damage reported" stderr_lacks repro-images-gone damaged corrupt
+        check "repro-images-gone: the cache links the new output" \
+                layers_in_cache "$OUT/repro-images-gone/image.tar" "$CACHE/repro" linked
+
+        # A cache that cannot take the layer (images is a file): the image is
+        # written all the same, with a warning.
+        mkdir -p "$CACHE/repro-nostore"
+        touch "$CACHE/repro-nostore/images"
+        run_build repro-nostore "$spec" "$CACHE/repro-nostore" "${base[@]}" -- --locked
+        repro_same repro-nostore
+        check "repro-nostore: the warning names the layer and the cache" \
+                stderr_has repro-nostore "cannot keep the amd64 layer in the cache" \
+                "$CACHE/repro-nostore/images"
 
         # Without the finished layers, a build takes every package's unpacked record
         # and the gzip members of the earlier layers from the cache.

@@ -435,7 +435,7 @@ static bool streamed(const struct dl_oci_stream *s, const char *name)
  * at the same offset, the layers where the archive has them and every other
  * member's bytes. Then the output can be that file again instead of a copy. */
 static bool same_archive(const struct member *members, size_t n, long long epoch,
-                         const char **source)
+                         const char **source, nlink_t *names)
 {
         static const char zeros[512];
         unsigned char want[512], got[512];
@@ -445,12 +445,18 @@ static bool same_archive(const struct member *members, size_t n, long long epoch
         int fd = -1;
         /* Every layer from one file, under whichever of its names. */
         struct stat first, st;
-        for (size_t i = 0; i < n && ok; i++)
-                if (members[i].file) {
-                        ok = stat(members[i].file, file ? &st : &first) == 0 &&
-                             (!file || (st.st_dev == first.st_dev && st.st_ino == first.st_ino));
-                        file = members[i].file;
-                }
+        *names = 0;
+        for (size_t i = 0; i < n && ok; i++) {
+                if (!members[i].file)
+                        continue;
+                ok = stat(members[i].file, file ? &st : &first) == 0 &&
+                     (!file || (st.st_dev == first.st_dev && st.st_ino == first.st_ino));
+                bool named = false;
+                for (size_t k = 0; k < i && !named; k++)
+                        named = members[k].file && !strcmp(members[k].file, members[i].file);
+                *names += !named;
+                file = members[i].file;
+        }
         if (!ok || !file || (fd = open(file, O_RDONLY | O_CLOEXEC)) < 0)
                 return false;
         for (size_t i = 0; i < n && ok; i++) {
@@ -491,9 +497,20 @@ static bool same_archive(const struct member *members, size_t n, long long epoch
         return ok;
 }
 
-/* Make output the image archive source is, by a hard link renamed into place. */
-static bool link_archive(const char *source, const char *output)
+/* Make output the image archive source is, by a hard link renamed into place,
+ * unless a file outside the cache is that archive too: two outputs that are one
+ * file would change together when a tool rewrites one of them in place. Besides
+ * the cache's names of it (names), only output itself (a rebuild to the same
+ * path) may be a name of the archive. */
+static bool link_archive(const char *source, const char *output, nlink_t names)
 {
+        struct stat src, out;
+        if (stat(source, &src) != 0)
+                return false;
+        bool same_path = stat(output, &out) == 0 && out.st_dev == src.st_dev &&
+                         out.st_ino == src.st_ino;
+        if (src.st_nlink != names + (same_path ? 1 : 0))
+                return false;
         char *tmp = dl_asprintf("%s.tmp-XXXXXX", output);
         int fd = mkstemp(tmp);
         bool ok = fd >= 0;
@@ -645,9 +662,10 @@ int dl_oci_write(const struct dl_oci_input *in, const char *output, struct dl_oc
         /* A build that reuses its layers from the cache may make the very archive the
          * cache has already: then the output is a link to it, not a copy. */
         const char *source = NULL;
+        nlink_t names = 0;
         struct stat st;
-        if (!in->stream && same_archive(members, n_members, in->epoch, &source) &&
-            link_archive(source, output) && stat(output, &st) == 0) {
+        if (!in->stream && same_archive(members, n_members, in->epoch, &source, &names) &&
+            link_archive(source, output, names) && stat(output, &st) == 0) {
                 out->size = (uint64_t)st.st_size;
                 dl_debug("the image is the archive %s in the cache; linked it", source);
         } else {

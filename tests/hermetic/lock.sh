@@ -915,6 +915,14 @@ PY
 }
 
 # repro_same LABEL: run LABEL succeeded and wrote the same bytes as the baseline.
+# not_one_file A B: A and B are not one file (two names of one inode).
+not_one_file() {
+        if [[ $1 -ef $2 ]]; then
+                printf '%s and %s are one file\n' "$1" "$2"
+                return 1
+        fi
+}
+
 # not_same_file A B: A and B differ in their bytes.
 not_same_file() {
         if cmp -s "$1" "$2"; then
@@ -1005,11 +1013,26 @@ case_reproducible() {
         repro_same repro-warm
         check "repro-warm: finished layers from the cache" stderr_has repro-warm "reusing the finished"
 
-        check "repro-warm: the output is the cache's archive, linked" \
+        # repro-cold's output still exists, so repro-warm's is a file of its own
+        # (two outputs that are one file would change together), and the cache
+        # links the newer one.
+        check "repro-warm: not the file of repro-cold" not_one_file \
+                "$OUT/repro-warm/image.tar" "$OUT/repro-cold/image.tar"
+        check "repro-warm: the cache links the output" \
                 layers_in_cache "$OUT/repro-warm/image.tar" "$CACHE/repro" linked
 
         run_build repro-again "$spec" "$CACHE/repro" "${base[@]}" -- --locked
         repro_same repro-again
+
+        # With no other output left that is the cached archive, a warm build's
+        # output is a link to it instead of a copy.
+        rm -f "$OUT/repro-warm/image.tar" "$OUT/repro-again/image.tar"
+        run_build repro-relinked "$spec" "$CACHE/repro" "${base[@]}" -- --locked -v
+        repro_same repro-relinked
+        check "repro-relinked: the output linked, not copied" \
+                stderr_has repro-relinked "in the cache; linked it"
+        check "repro-relinked: the cache links the output" \
+                layers_in_cache "$OUT/repro-relinked/image.tar" "$CACHE/repro" linked
 
         # Another tag: the layers come from the cache, but the archive differs, so
         # it is written anew; the build after it has the first bytes again.

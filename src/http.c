@@ -210,6 +210,7 @@ static int run(const struct dl_http_options *o, struct transfer *ts, size_t n, s
                 curl_multi_perform(multi, &running);
                 CURLMsg *msg;
                 int left;
+                bool freed = false;
                 while ((msg = curl_multi_info_read(multi, &left))) {
                         if (msg->msg != CURLMSG_DONE)
                                 continue;
@@ -217,10 +218,14 @@ static int run(const struct dl_http_options *o, struct transfer *ts, size_t n, s
                         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
                         finish(o, multi, t, msg->data.result);
                         active--;
+                        freed = true;
                         if (t->done)
                                 finished++;
                 }
-                if (finished < n)
+                /* A transfer that ended left room for the next: start it at once. Waiting
+                 * first would wait for the sockets of the transfers still running, or
+                 * with none left, the whole timeout (in ms), once per wave of transfers. */
+                if (finished < n && !freed)
                         curl_multi_poll(multi, NULL, 0, 100, NULL);
         }
         for (size_t i = 0; i < n; i++) {

@@ -507,8 +507,8 @@ static bool link_archive(const char *source, const char *output, nlink_t names)
         struct stat src, out;
         if (stat(source, &src) != 0)
                 return false;
-        bool same_path = stat(output, &out) == 0 && out.st_dev == src.st_dev &&
-                         out.st_ino == src.st_ino;
+        bool same_path =
+            stat(output, &out) == 0 && out.st_dev == src.st_dev && out.st_ino == src.st_ino;
         if (src.st_nlink != names + (same_path ? 1 : 0))
                 return false;
         char *tmp = dl_asprintf("%s.tmp-XXXXXX", output);
@@ -519,8 +519,9 @@ static bool link_archive(const char *source, const char *output, nlink_t names)
                 unlink(tmp);
                 dl_cleanup_add(tmp);
                 ok = link(source, tmp) == 0 && rename(tmp, output) == 0;
-                if (!ok)
-                        unlink(tmp);
+                /* Also on success: when output is that file already, rename leaves
+                 * both names (POSIX), and tmp would stay behind. */
+                unlink(tmp);
                 dl_cleanup_forget(tmp);
         }
         free(tmp);

@@ -915,6 +915,18 @@ PY
 }
 
 # repro_same LABEL: run LABEL succeeded and wrote the same bytes as the baseline.
+# only_files DIR NAME...: DIR contains exactly the files NAME...
+only_files() {
+        local dir=$1 got want
+        shift
+        got=$(cd "$dir" && ls -A | sort)
+        want=$(printf '%s\n' "$@" | sort)
+        if [[ $got != "$want" ]]; then
+                printf '%s contains:\n%s\nexpected:\n%s\n' "$dir" "$got" "$want"
+                return 1
+        fi
+}
+
 # not_one_file A B: A and B are not one file (two names of one inode).
 not_one_file() {
         if [[ $1 -ef $2 ]]; then
@@ -1033,6 +1045,12 @@ case_reproducible() {
                 stderr_has repro-relinked "in the cache; linked it"
         check "repro-relinked: the cache links the output" \
                 layers_in_cache "$OUT/repro-relinked/image.tar" "$CACHE/repro" linked
+        # Again to the same path, which is that file already: nothing is left
+        # next to it.
+        run_build repro-relinked "$spec" "$CACHE/repro" "${base[@]}" -- --locked -v
+        repro_same repro-relinked
+        check "repro-relinked again: linked again" stderr_has repro-relinked "in the cache; linked it"
+        check "repro-relinked again: no temporary file left" only_files "$OUT/repro-relinked" image.tar
 
         # Another tag: the layers come from the cache, but the archive differs, so
         # it is written anew; the build after it has the first bytes again.

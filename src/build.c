@@ -1146,8 +1146,8 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result, s
                  * the next build's time. */
                 struct dl_error store_err = {0};
                 if (store_layer(&b, &b.platforms[i], epoch, output, all_reused, &store_err))
-                        dl_warn("cannot keep the %s layer in the cache: %s; the next build "
-                                "makes it again",
+                        dl_warn("cannot keep the %s layer in the cache: %s; the image is "
+                                "written, and later builds may make the layer again",
                                 b.platforms[i].arch, store_err.msg);
                 else
                         dl_debug("%s: stored the layer in the cache", b.platforms[i].arch);

@@ -264,7 +264,11 @@ int dl_cache_store_blob_of(const struct dl_cache *c, const char *archive, const 
         uint64_t offset = 0, size = 0;
         int in = -1, out = -1;
         int rc = dl_mkdir_p(dir, 0755, err);
+        struct stat st;
 
+        if (rc == DL_OK && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+                rc = dl_fail(err, DL_EIO,
+                             "%s is not a directory; remove it, and the cache makes it again", dir);
         if (rc == DL_OK && (in = open(archive, O_RDONLY | O_CLOEXEC)) < 0)
                 rc = dl_fail_errno(err, errno, "cannot open", archive);
         if (rc == DL_OK && !tar_find(in, member, &offset, &size))

@@ -501,7 +501,8 @@ static bool same_archive(const struct member *members, size_t n, long long epoch
  * unless a file outside the cache is that archive too: two outputs that are one
  * file would change together when a tool rewrites one of them in place. Besides
  * the cache's names of it (names), only output itself (a rebuild to the same
- * path) may be a name of the archive. */
+ * path) and the new link may be names of the archive. The count is taken after
+ * linking, so that of two builds linking at once, each sees the other's link. */
 static bool link_archive(const char *source, const char *output, nlink_t names)
 {
         struct stat src, out;
@@ -509,8 +510,6 @@ static bool link_archive(const char *source, const char *output, nlink_t names)
                 return false;
         bool same_path =
             stat(output, &out) == 0 && out.st_dev == src.st_dev && out.st_ino == src.st_ino;
-        if (src.st_nlink != names + (same_path ? 1 : 0))
-                return false;
         char *tmp = dl_asprintf("%s.tmp-XXXXXX", output);
         int fd = mkstemp(tmp);
         bool ok = fd >= 0;
@@ -518,7 +517,8 @@ static bool link_archive(const char *source, const char *output, nlink_t names)
                 close(fd);
                 unlink(tmp);
                 dl_cleanup_add(tmp);
-                ok = link(source, tmp) == 0 && rename(tmp, output) == 0;
+                ok = link(source, tmp) == 0 && stat(tmp, &src) == 0 &&
+                     src.st_nlink == names + 1 + (same_path ? 1 : 0) && rename(tmp, output) == 0;
                 /* Also on success: when output is that file already, rename leaves
                  * both names (POSIX), and tmp would stay behind. */
                 unlink(tmp);

@@ -1052,6 +1052,22 @@ case_reproducible() {
         check "repro-relinked again: linked again" stderr_has repro-relinked "in the cache; linked it"
         check "repro-relinked again: no temporary file left" only_files "$OUT/repro-relinked" image.tar
 
+        # Two warm builds at once, while no output is the cached archive: at most
+        # one output may become a link to it, never both. A few rounds, since the
+        # builds must meet in the moment between counting links and linking.
+        local round race_a
+        for round in 1 2 3 4; do
+                rm -f "$OUT"/repro-race-*/image.tar "$OUT/repro-relinked/image.tar"
+                run_build "repro-race-a$round" "$spec" "$CACHE/repro" "${base[@]}" -- --locked &
+                race_a=$!
+                run_build "repro-race-b$round" "$spec" "$CACHE/repro" "${base[@]}" -- --locked
+                wait "$race_a"
+                repro_same "repro-race-a$round"
+                repro_same "repro-race-b$round"
+                check "repro-race round $round: two files" not_one_file \
+                        "$OUT/repro-race-a$round/image.tar" "$OUT/repro-race-b$round/image.tar"
+        done
+
         # Another tag: the layers come from the cache, but the archive differs, so
         # it is written anew; the build after it has the first bytes again.
         run_build repro-tag "$spec" "$CACHE/repro" "${base[@]}" -- --locked --tag other:1
@@ -1080,7 +1096,7 @@ case_reproducible() {
         repro_same repro-nostore
         check "repro-nostore: the warning names the layer and the cache" \
                 stderr_has repro-nostore "cannot keep the amd64 layer in the cache" \
-                "$CACHE/repro-nostore/images"
+                "$CACHE/repro-nostore/images is not a directory; remove it"
 
         # Without the finished layers, a build takes every package's unpacked record
         # and the gzip members of the earlier layers from the cache.

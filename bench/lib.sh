@@ -54,9 +54,9 @@ bench_local_url() {
 
 # Start a static file server on a free port of 127.0.0.1 serving the mirror, and
 # set bench_port and bench_server_pid. The caller stops it with bench_stop_server
-# (an EXIT trap). lighttpd sends files with sendfile(2) and takes almost no CPU
-# time from the builds it serves, which share its cores; without it, python3's
-# http.server serves, and costs a cold build about 0.15 CPU s.
+# (an EXIT trap). lighttpd sends files with sendfile(2), so it takes almost no CPU
+# time from the builds it serves, which share its cores. Without it, python3's
+# http.server serves, which costs a cold build about 0.15 CPU s.
 bench_start_server() {
         local log=$1
         if command -v lighttpd >/dev/null; then
@@ -87,7 +87,7 @@ bench_start_lighttpd() {
                 kill -0 "$bench_server_pid" 2>/dev/null || bench_die "lighttpd exited: $(cat "$log")"
                 sleep 0.1
         done
-        bench_die "lighttpd did not answer on port $bench_port within 10 s: $(cat "$log")"
+        bench_die "lighttpd did not respond on port $bench_port within 10 s: $(cat "$log")"
 }
 
 bench_start_python_server() {

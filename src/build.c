@@ -804,8 +804,8 @@ static int store_layer(struct build *b, struct platform *pl, long long epoch, co
 {
         if (reused) {
                 /* The cache has the blob. An output on the cache's file system takes
-                 * the place of the archive it links, so that one file serves both;
-                 * elsewhere nothing is copied again. */
+                 * the place of the archive it links, so one file serves both. An
+                 * output elsewhere is not copied again. */
                 struct stat out, cache;
                 if (dl_cache_has(&b->cache, pl->layer.digest) || stat(output, &out) != 0 ||
                     stat(b->cache.dir, &cache) != 0 || out.st_dev != cache.st_dev)
@@ -1142,8 +1142,8 @@ int dl_build(const struct dl_build_options *o, struct dl_build_result *result, s
         free(images);
         dl_debug("wrote the image archive");
         for (size_t i = 0; i < b.n_platforms && rc == DL_OK; i++) {
-                /* The image is written: a cache that cannot take its layer costs only
-                 * the next build's time. */
+                /* The image is written, so a cache that cannot take its layer costs
+                 * only the time of later builds. */
                 struct dl_error store_err = {0};
                 if (store_layer(&b, &b.platforms[i], epoch, output, all_reused, &store_err))
                         dl_warn("cannot keep the %s layer in the cache: %s; the image is "

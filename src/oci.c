@@ -232,14 +232,28 @@ static int ustar_header(unsigned char h[512], const char *name, bool dir, uint64
         return 0;
 }
 
+/* Whether m is a directory: its name ends in a slash. */
+static bool member_is_dir(const struct member *m)
+{
+        return m->name[strlen(m->name) - 1] == '/';
+}
+
+/* The bytes of m in the archive, without header and padding. */
+static uint64_t member_size(const struct member *m)
+{
+        if (member_is_dir(m))
+                return 0;
+        if (m->file)
+                return m->file_size;
+        return m->len;
+}
+
 static int add_member(int fd, const struct member *m, long long epoch, const char *tmp,
                       uint64_t *offset, struct dl_error *err)
 {
         static const char zeros[512];
-        bool dir = m->name[strlen(m->name) - 1] == '/';
-        uint64_t size = m->file ? m->file_size : m->len;
-        if (dir)
-                size = 0;
+        bool dir = member_is_dir(m);
+        uint64_t size = member_size(m);
         unsigned char h[512];
         if (ustar_header(h, m->name, dir, size, epoch) != 0)
                 return dl_fail(err, DL_EINTERNAL, "the member name %s is too long for ustar",
@@ -431,9 +445,8 @@ static bool streamed(const struct dl_oci_stream *s, const char *name)
 }
 
 /* Whether the file all layer members come from (an image archive in the cache) is
- * byte for byte the archive the members make: the same size, each member's header
- * at the same offset, the layers where the archive has them and every other
- * member's bytes. Then the output can be that file again instead of a copy. */
+ * byte for byte the archive the members make. Its size, each member's header and
+ * offset and every member's bytes must match, so the output can be that file. */
 static bool same_archive(const struct member *members, size_t n, long long epoch,
                          const char **source, nlink_t *names)
 {
@@ -466,8 +479,8 @@ static bool same_archive(const struct member *members, size_t n, long long epoch
                         seen = !strcmp(members[k].name, m->name);
                 if (seen)
                         continue;
-                bool dir = m->name[strlen(m->name) - 1] == '/';
-                uint64_t size = dir ? 0 : m->file ? m->file_size : m->len;
+                bool dir = member_is_dir(m);
+                uint64_t size = member_size(m);
                 size_t pad = (size_t)((512 - size % 512) % 512);
                 ok = ustar_header(want, m->name, dir, size, epoch) == 0 &&
                      pread(fd, got, sizeof got, (off_t)offset) == (ssize_t)sizeof got &&
@@ -497,12 +510,12 @@ static bool same_archive(const struct member *members, size_t n, long long epoch
         return ok;
 }
 
-/* Make output the image archive source is, by a hard link renamed into place,
- * unless a file outside the cache is that archive too: two outputs that are one
- * file would change together when a tool rewrites one of them in place. Besides
- * the cache's names of it (names), only output itself (a rebuild to the same
- * path) and the new link may be names of the archive. The count is taken after
- * linking, so that of two builds linking at once, each sees the other's link. */
+/* Make output a hard link to the image archive source, unless a file outside the
+ * cache is that archive too. Two outputs that are one file would change together
+ * when a tool rewrites one of them in place. So the archive may have only the
+ * cache's names (names), output itself (a rebuild to the same path) and the new
+ * link. Counting after linking means that of two builds linking at once, each
+ * sees the other's link. */
 static bool link_archive(const char *source, const char *output, nlink_t names)
 {
         struct stat src, out;

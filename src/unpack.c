@@ -628,30 +628,28 @@ struct cursor {
         bool bad;
 };
 
-static uint64_t get_u64(struct cursor *c)
+/* A little-endian integer of n bytes. */
+static uint64_t get_le(struct cursor *c, int n)
 {
         uint64_t v = 0;
-        if (c->end - c->p < 8) {
+        if (c->end - c->p < n) {
                 c->bad = true;
                 return 0;
         }
-        for (int i = 0; i < 8; i++)
+        for (int i = 0; i < n; i++)
                 v |= (uint64_t)c->p[i] << (8 * i);
-        c->p += 8;
+        c->p += n;
         return v;
+}
+
+static uint64_t get_u64(struct cursor *c)
+{
+        return get_le(c, 8);
 }
 
 static uint32_t get_u32(struct cursor *c)
 {
-        uint32_t v = 0;
-        if (c->end - c->p < 4) {
-                c->bad = true;
-                return 0;
-        }
-        for (int i = 0; i < 4; i++)
-                v |= (uint32_t)c->p[i] << (8 * i);
-        c->p += 4;
-        return v;
+        return (uint32_t)get_le(c, 4);
 }
 
 /* A string (NULL for none), or a byte string when size is not NULL. */

@@ -35,9 +35,9 @@ int dl_cache_adopt(const struct dl_cache *c, const char *tmp, const char *sha256
 
 /* Layer blobs ----------------------------------------------------------------
  * A layer blob is a plain entry (sha256/DIGEST), or the member
- * blobs/sha256/DIGEST of an image archive a build wrote: images/DIGEST.tar is a
- * hard link to that archive, so that the layer's bytes are on disk once for the
- * output and the cache. */
+ * blobs/sha256/DIGEST of an image archive a build wrote. images/DIGEST.tar is a
+ * hard link to that archive, so the layer's bytes are on disk once for the output
+ * and the cache. */
 struct dl_cache_blob {
         char *path;
         uint64_t offset; /* where the blob starts in path */
@@ -50,10 +50,10 @@ void dl_cache_blob_free(struct dl_cache_blob *b);
 /* Whether the blob exists and its bytes match digest. A blob that does not is
  * reported and removed, and counts as missing. */
 bool dl_cache_blob_valid(const struct dl_cache *c, const char *digest);
-/* Keep the blob digest that archive (a finished image archive, which must not
- * change afterwards) holds as its member blobs/sha256/DIGEST: link the archive
- * into images/, or where it cannot be linked (another file system), copy the
- * blob to sha256/DIGEST. */
+/* Store the blob digest, which the finished image archive contains as its member
+ * blobs/sha256/DIGEST. The archive is linked into images/, or where that fails
+ * (another file system), the blob alone is copied to sha256/DIGEST. The archive
+ * must not change afterwards. */
 int dl_cache_store_blob_of(const struct dl_cache *c, const char *archive, const char *digest,
                            struct dl_error *err);
 

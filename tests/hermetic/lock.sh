@@ -1069,7 +1069,7 @@ case_reproducible() {
         done
 
         # Another tag: the layers come from the cache, but the archive differs, so
-        # it is written anew; the build after it has the first bytes again.
+        # it is written anew. The build after it writes the first bytes again.
         run_build repro-tag "$spec" "$CACHE/repro" "${base[@]}" -- --locked --tag other:1
         check "repro-tag: exit status 0" exit_status repro-tag 0
         check "repro-tag: finished layers from the cache" stderr_has repro-tag "reusing the finished"
@@ -1135,7 +1135,7 @@ case_reproducible() {
         local digest
         digest=$(basename "$list" .idx)
         blob=$CACHE/repro/images/$digest.tar
-        [[ -f $blob ]] || die "no image archive $blob for the member list $list"
+        [[ -f $blob ]] || die "the image archive $blob of the member list $list is missing"
         python3 - "$blob" "blobs/sha256/$digest" <<'PY' || die "cannot change $blob"
 import sys
 import tarfile
